@@ -1,0 +1,41 @@
+/* Protocol v5 outer framing ("segments"), little-endian headers:
+ *   uncompressed: 3-byte [payload length (17 bits) | self-contained (bit 17)] + CRC24 of those 3 bytes
+ *   lz4:          5-byte [compressed len (17) | uncompressed len (17) | self-contained (bit 34)] + CRC24
+ *   then the payload (<= 131071 bytes), then the CRC32 of the (compressed) payload, primed FA 2D 55 CA.
+ * CRC24: init 0x875060, poly 0x1974F0B. An lz4 uncompressed length of 0 means "stored as is". */
+#ifndef TANDEM_PROTO_SEGMENT_H
+#define TANDEM_PROTO_SEGMENT_H
+
+#include <tandem/common.h>
+
+#define TDM_SEGMENT_MAX_PAYLOAD 131071u
+#define TDM_SEGMENT_CRC_BYTES 4u
+
+uint32_t tdm_crc24(const uint8_t *p, size_t len);
+uint32_t tdm_crc32_cql(const uint8_t *p, size_t len);
+
+typedef struct tdm_segment_s {
+  const uint8_t *payload;   /* payload bytes as on the wire (compressed for lz4 unless stored), points into input */
+  size_t payload_len;       /* bytes at payload */
+  size_t uncompressed_len;  /* length after decompression (== payload_len when not compressed / stored) */
+  bool compressed;          /* payload is an lz4 block that must be decompressed */
+  bool self_contained;      /* carries whole envelopes only */
+} tdm_segment_t;
+
+/* Decodes one segment from p[0..len). Returns its total size (> 0), 0 when more bytes are needed,
+ * TDM_EPROTO_CRC on a CRC24/CRC32 mismatch (checked only when check_crc), TDM_EPROTO_MALFORMED on an
+ * impossible header. Never reads past len. */
+TDM_MUSTCHECK int tdm_segment_decode(const uint8_t *p, size_t len, bool lz4, bool check_crc, tdm_segment_t *out);
+
+/* Writes the segment's plain payload into out[0..cap) (decompressing lz4); returns 0 or an error. */
+TDM_MUSTCHECK int tdm_segment_payload(const tdm_segment_t *seg, uint8_t *out, size_t cap);
+
+/* Upper bound of the encoded size of one segment carrying payload_len (<= TDM_SEGMENT_MAX_PAYLOAD) bytes. */
+size_t tdm_segment_encode_bound(size_t payload_len, bool lz4);
+
+/* Encodes one segment; with lz4 a payload that would not shrink is sent stored. Returns the bytes
+ * written (> 0) or an error (TDM_EOVERFLOW if cap is too small, TDM_EINVAL if payload_len is too large). */
+TDM_MUSTCHECK int tdm_segment_encode(const uint8_t *payload, size_t payload_len, bool self_contained, bool lz4,
+                                     uint8_t *out, size_t cap);
+
+#endif
