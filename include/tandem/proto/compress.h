@@ -25,6 +25,11 @@ TDM_MUSTCHECK int tdm_body_uncompressed_length(tdm_compression_t c, const uint8_
 TDM_MUSTCHECK int tdm_body_decompress(tdm_compression_t c, const uint8_t *in, size_t in_len, size_t max_out,
                                       uint8_t **out, size_t *out_len);
 
+/* As tdm_body_decompress, into the caller's out[0..cap) (a pooled buffer): TDM_EPROTO_TOO_LARGE when
+ * the declared length > cap, before anything is written. */
+TDM_MUSTCHECK int tdm_body_decompress_to(tdm_compression_t c, const uint8_t *in, size_t in_len, uint8_t *out,
+                                         size_t cap, size_t *out_len);
+
 /* Compresses into a new malloc'd buffer in the body format of algorithm c. */
 TDM_MUSTCHECK int tdm_body_compress(tdm_compression_t c, const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len);
 

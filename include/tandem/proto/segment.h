@@ -10,6 +10,10 @@
 
 #define TDM_SEGMENT_MAX_PAYLOAD 131071u
 #define TDM_SEGMENT_CRC_BYTES 4u
+#define TDM_SEGMENT_HEADER_PLAIN 6u /* 3-byte header + CRC24 */
+#define TDM_SEGMENT_HEADER_LZ4 8u   /* 5-byte header + CRC24 */
+/* Largest segment on the wire; a reader's buffer must hold at least this much to make progress. */
+#define TDM_SEGMENT_MAX_ENCODED (TDM_SEGMENT_HEADER_LZ4 + TDM_SEGMENT_MAX_PAYLOAD + TDM_SEGMENT_CRC_BYTES)
 
 uint32_t tdm_crc24(const uint8_t *p, size_t len);
 uint32_t tdm_crc32_cql(const uint8_t *p, size_t len);
@@ -37,5 +41,17 @@ size_t tdm_segment_encode_bound(size_t payload_len, bool lz4);
  * written (> 0) or an error (TDM_EOVERFLOW if cap is too small, TDM_EINVAL if payload_len is too large). */
 TDM_MUSTCHECK int tdm_segment_encode(const uint8_t *payload, size_t payload_len, bool self_contained, bool lz4,
                                      uint8_t *out, size_t cap);
+
+/* Uncompressed segment built in place: seg[TDM_SEGMENT_HEADER_PLAIN, +payload_len) already holds the
+ * payload (<= TDM_SEGMENT_MAX_PAYLOAD); writes the header before it and the CRC32 after it (the caller
+ * owns payload_len + 10 bytes at seg). Returns the segment size. Saves the envelope writer a copy. */
+size_t tdm_segment_seal_plain(uint8_t *seg, size_t payload_len, bool self_contained);
+
+/* The lz4 counterpart: seg[TDM_SEGMENT_HEADER_LZ4, +payload_len) holds the plain payload and the caller
+ * owns TDM_SEGMENT_SEAL_LZ4_ROOM(payload_len) bytes at seg (the room past the payload is the
+ * compressor's scratch). Compresses in place, or leaves the payload stored when it would not shrink.
+ * Returns the segment size. */
+#define TDM_SEGMENT_SEAL_LZ4_ROOM(n) (TDM_SEGMENT_HEADER_LZ4 + 2 * (size_t)(n) + TDM_SEGMENT_CRC_BYTES)
+size_t tdm_segment_seal_lz4(uint8_t *seg, size_t payload_len, bool self_contained);
 
 #endif
