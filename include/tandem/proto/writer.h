@@ -15,7 +15,7 @@ typedef struct tdm_writer_s {
   int err;       /* first failure, 0 while all writes succeeded */
 } tdm_writer_t;
 
-/* A zeroed writer is a valid growable one with no buffer yet. */
+/* An empty growable writer (a zeroed one is a fixed writer of capacity 0: every write fails). */
 static inline void tdm_writer_init(tdm_writer_t *w) { memset(w, 0, sizeof(*w)); w->growable = true; }
 static inline void tdm_writer_init_fixed(tdm_writer_t *w, void *buf, size_t cap)
 {
