@@ -438,7 +438,8 @@ static void deliver(tdm_conn_t *c)
   int r = c->hooks->on_data(c, tdm_buf_rptr(&c->rbuf), len);
   if (r < 0) {
     tdm_conn_close(c, r);
-  } else {
+  } else if (!c->closing && !c->flush_close) {
+    /* A handler that started a close (flush-close drops the input itself) has nothing to consume. */
     TDM_ASSERT((size_t)r <= len);
     tdm_buf_consume(&c->rbuf, (size_t)r);
   }
