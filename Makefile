@@ -5,7 +5,7 @@ FUZZ_SECONDS ?= 60
 CTEST_TIERS ?= unit|loop|integration
 GEN         := $(shell command -v ninja >/dev/null 2>&1 && echo -G Ninja)
 
-.PHONY: all deps test test-c test-e2e test-asan fuzz clusters-up clusters-down demo bench clean
+.PHONY: all deps test test-c test-e2e test-asan fuzz clusters-up clusters-down demo bench clean deb test-packaging
 
 all:
 	@test -f $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) $(GEN) -DCMAKE_BUILD_TYPE=Release
@@ -16,7 +16,7 @@ deps:
 	bash .ci/deps.sh
 
 # Every test tier that exists: C tiers through ctest, then the end-to-end tier against real Cassandra.
-test: test-c test-e2e
+test: test-c test-e2e test-packaging
 
 test-c: all
 	ctest --test-dir $(BUILD) -L '$(CTEST_TIERS)' --output-on-failure -j$(JOBS)
@@ -37,6 +37,19 @@ fuzz:
 	  -DCMAKE_BUILD_TYPE=Asan -DTANDEM_FUZZ=ON -DCMAKE_C_FLAGS=-fsanitize=fuzzer-no-link
 	cmake --build $(BUILD)/fuzz -j$(JOBS)
 	bash tests/fuzz/run.sh $(BUILD)/fuzz/fuzz $(FUZZ_SECONDS)
+
+# Debian binary package in build/deb/ (dpkg-buildpackage on a staged copy of the tree; packaging/build-deb.sh).
+deb:
+	bash packaging/build-deb.sh
+
+# Packaging checks: unit, alert rules, dashboard, man pages, `make deb` + lintian, install/remove as root.
+test-packaging: all
+	BUILD=$(BUILD) bash packaging/test.sh
+
+# The benchmark suite: direct vs tandem on two mock nodes, idle-connection memory, then the real clusters
+# when they are up; writes $(BUILD)/bench/results.json. See docs/performance.md.
+bench: all
+	bash tests/bench/run.sh $(BUILD)
 
 clusters-up:
 	bash tests/cassandra/clusters.sh up
