@@ -58,8 +58,9 @@ static uint8_t *room(tdm_writer_t *w, size_t n)
 
 void tdm_writer_raw(tdm_writer_t *w, const void *p, size_t n)
 {
+  if (n == 0) return; /* nothing to place; also keeps room() away from NULL + 0 on an empty writer */
   uint8_t *dst = room(w, n);
-  if (dst && n) memcpy(dst, p, n);
+  if (dst) memcpy(dst, p, n);
 }
 
 void tdm_writer_byte(tdm_writer_t *w, uint8_t v)
