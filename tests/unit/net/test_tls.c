@@ -169,7 +169,7 @@ static void test_reload(void **state)
   (void)state;
   const char *d = dir();
   char err[TDM_TLS_ERR_MAX];
-  char yaml[3000];
+  char yaml[8192]; /* six paths of up to 512 bytes each fit with room to spare */
   tdm_tls_set_t set = { 0 };
 
   /* nothing configured: no contexts */
