@@ -179,6 +179,12 @@ const tdm_conf_key_t tdm__conf_keys[] = {
     "zdm-proxy tuning key; no effect"),
   K("async_connector_write_buffer_size_bytes", INT, compat.async_connector_write_buffer_size_bytes, "4096",
     LIVE, NOEFF, -MAXI - 1, MAXI, NULL, "zdm-proxy tuning key; no effect"),
+  K("origin_prefer_ip_from_system_local", BOOL, compat.origin_prefer_ip_from_system_local, "true", LIVE,
+    NOEFF, 0, 0, NULL, "zdm-proxy key; no effect (tandem connects to each node's native address)"),
+  K("target_prefer_ip_from_system_local", BOOL, compat.target_prefer_ip_from_system_local, "true", LIVE,
+    NOEFF, 0, 0, NULL, "zdm-proxy key; no effect (tandem connects to each node's native address)"),
+  K("proxy_max_prepared_statement_cache_size", INT, compat.proxy_max_prepared_statement_cache_size, "10000",
+    LIVE, NOEFF, -MAXI - 1, MAXI, NULL, "zdm-proxy key; no effect (prepared_cache_max_entries bounds the registry)"),
 
   /* ---- §1.3 tandem-only keys ---- */
   K("workers", INT, workers, "0", RESTART, 0, 0, 1024, NULL, "Worker threads; 0 = online CPUs"),

@@ -106,6 +106,9 @@ typedef struct tdm_conf_compat_s {
   int listener_max_workers;                    /* no effect */
   int event_queue_size_frames;                 /* no effect */
   int async_connector_write_buffer_size_bytes; /* no effect */
+  bool origin_prefer_ip_from_system_local;     /* no effect: tandem uses the native address of each node */
+  bool target_prefer_ip_from_system_local;     /* no effect: as for ORIGIN */
+  int proxy_max_prepared_statement_cache_size; /* no effect: prepared_cache_max_entries bounds the registry */
 } tdm_conf_compat_t;
 
 /* Where a key's value came from. */

@@ -82,6 +82,9 @@ static const expect_t spec[] = {
   { "listener_max_workers", "-1", "live", ZN },
   { "event_queue_size_frames", "12", "live", ZN },
   { "async_connector_write_buffer_size_bytes", "4096", "live", ZN },
+  { "origin_prefer_ip_from_system_local", "true", "live", ZN },
+  { "target_prefer_ip_from_system_local", "true", "live", ZN },
+  { "proxy_max_prepared_statement_cache_size", "10000", "live", ZN },
   /* §1.3 */
   { "workers", "0", "restart", 0 },
   { "max_frame_bytes", "268435456", "live", 0 },

@@ -519,6 +519,30 @@ static void test_warnings(void **state)
   tdm_conf_diag_free(&d);
 }
 
+/* zdm-proxy 2.5 keys without an equivalent in tandem: accepted from file and ZDM_ env, one WARN each. */
+static void test_zdm_keys_without_effect(void **state)
+{
+  tdm_conf_diag_t d = { 0 };
+  char *env[] = { "ZDM_TARGET_PREFER_IP_FROM_SYSTEM_LOCAL=false", NULL };
+  tdm_conf_t *c = load_ok(CP "origin_prefer_ip_from_system_local: false\n"
+                             "proxy_max_prepared_statement_cache_size: 5000\n",
+                          env, &d);
+  expect_warning(&d, "t.yaml:3:1: 'origin_prefer_ip_from_system_local' is a zdm-proxy tuning key without effect "
+                     "in tandem; ignored");
+  expect_warning(&d, "t.yaml:4:1: 'proxy_max_prepared_statement_cache_size' is a zdm-proxy tuning key without "
+                     "effect in tandem; ignored");
+  expect_warning(&d, "ZDM_TARGET_PREFER_IP_FROM_SYSTEM_LOCAL: 'target_prefer_ip_from_system_local' is a zdm-proxy "
+                     "tuning key without effect in tandem; ignored");
+  assert_int_equal(d.nwarnings, 3);
+  assert_false(c->compat.origin_prefer_ip_from_system_local);
+  assert_false(c->compat.target_prefer_ip_from_system_local);
+  assert_int_equal(c->compat.proxy_max_prepared_statement_cache_size, 5000);
+  /* The registry bound is tandem's own key and is not touched by the zdm-proxy one. */
+  assert_int_equal(c->prepared_cache_max_entries, 50000);
+  tdm_conf_unref(c);
+  tdm_conf_diag_free(&d);
+}
+
 /* ---- secrets ---- */
 
 #define SECRET "hunter2-TOPSECRET"
@@ -601,6 +625,7 @@ int main(void)
     cmocka_unit_test(test_env_only_and_prefix_rules),
     cmocka_unit_test(test_env_errors),
     cmocka_unit_test(test_warnings),
+    cmocka_unit_test(test_zdm_keys_without_effect),
     cmocka_unit_test(test_secrets_never_shown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
