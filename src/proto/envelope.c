@@ -7,7 +7,7 @@
  *
  *   [segment]----CRC ok----> self-contained? --yes--> hand out envelopes one per call
  *        |                        |                   (in place, or from `plain` after lz4)
- *        | need more -> 0         no                  segment consumed on the call after its last one
+ *        | need more -> 0         no                  segment (plain or lz4) consumed on the call after its last one
  *        v                        v
  *   (wait for bytes)      split collection: header -> limit check -> grow(big) -> body -> hand out
  *
@@ -164,7 +164,7 @@ int tdm_envelope_read(tdm_envelope_reader_t *r, const uint8_t *in, size_t len, s
         return rc;
       }
       r->seg_active = false; /* every envelope of it has been handed out */
-      if (r->seg_borrowed) used += r->seg_wire;
+      used += r->seg_wire;
       continue;
     }
 
@@ -194,12 +194,11 @@ int tdm_envelope_read(tdm_envelope_reader_t *r, const uint8_t *in, size_t len, s
       r->seg_borrowed = !seg.compressed;
       r->seg_pos = 0;
       r->seg_len = seg.uncompressed_len;
-      if (r->seg_borrowed) {
-        r->seg_off = (size_t)(seg.payload - (in + used));
-        r->seg_wire = (size_t)n;
-      } else {
-        used += (size_t)n; /* decompressed into plain: the wire bytes are no longer needed */
-      }
+      /* Either way the segment's wire bytes count as consumed only after its last envelope: callers
+       * loop while they have unconsumed input, so consuming a decompressed segment up front would
+       * leave its later envelopes waiting for bytes that never come. */
+      r->seg_wire = (size_t)n;
+      if (r->seg_borrowed) r->seg_off = (size_t)(seg.payload - (in + used));
       continue;
     }
 
