@@ -11,6 +11,7 @@
 #include <tandem/proto/compress.h>
 #include <tandem/proto/envelope.h>
 #include <tandem/proto/frame.h>
+#include <tandem/proto/reader.h>
 
 #define TDM_MOCKCTL_MAX_NODES 16
 #define TDM_MOCKCTL_ADDR_MAX 64
