@@ -57,5 +57,10 @@ clusters-up:
 clusters-down:
 	bash tests/cassandra/clusters.sh down
 
+# Migration phases 1, 3, 4 and 5 on the two real clusters with a small workload through tandem;
+# prints where the data is at each step, exits non-zero if a check fails. See tests/demo/run.sh.
+demo: all
+	BUILD=$(BUILD) bash tests/demo/run.sh
+
 clean:
 	rm -rf $(BUILD)/CMakeCache.txt $(BUILD)/CMakeFiles $(BUILD)/asan $(BUILD)/fuzz $(BUILD)/tests

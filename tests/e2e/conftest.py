@@ -11,6 +11,9 @@ Fixtures
   free_port         free_port() -> a free TCP port on 127.0.0.1
   tandem            factory: tandem(**config_overrides) starts build/tandem on a generated config
   cqlmock           factory: cqlmock(args, port) starts build/cqlmock with the given arguments
+  mock_cluster      factory: mock_cluster(name, *args) -> MockCluster, a one-node cqlmock with its
+                    control port open; .overrides(role) gives the tandem keys that make it ORIGIN
+                    or TARGET (the other cluster stays the real one)
 
 Environment
   TANDEM_CLUSTER_NODES / _AUTH / _TLS   cluster layout (see tests/cassandra/clusters.sh)
@@ -18,19 +21,22 @@ Environment
   TANDEM_KEEP_CLUSTERS=1    leave clusters this session started running
   TANDEM_E2E_REQUIRE_PROXY=1  a tandem binary that cannot serve yet fails tests instead of skipping
   TANDEM_BIN, TANDEM_CQLMOCK_BIN   binaries (default build/tandem, build/cqlmock)
+  (these harness variables are not passed on to tandem, which would warn about unknown TANDEM_ keys)
 
 Markers (pytest.ini): `auth` needs TANDEM_CLUSTER_AUTH=1 clusters, `tls` needs TANDEM_CLUSTER_TLS=1,
 `two_nodes` needs TANDEM_CLUSTER_NODES=2; such tests are skipped on other layouts.
 """
 import os
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 import harness
-from harness import (BUILD, KEYSPACE, TABLES, Clusters, clusters_cmd, clusters_from_env,
-                     read_clusters_env, requested_mode, start_process, write_tandem_config)
+from harness import (BUILD, KEYSPACE, TABLES, Clusters, MockControl, Process, clusters_cmd,
+                     clusters_from_env, read_clusters_env, requested_mode, start_process, wait_for,
+                     write_tandem_config)
 
 UP_TIMEOUT = float(os.environ.get("TANDEM_E2E_UP_TIMEOUT", "420"))   # 2 × 180 s node waits + slack
 
@@ -170,7 +176,7 @@ def tandem(tmp_path, request):
         host, port = str(cfg["proxy_listen_address"]), int(cfg["proxy_listen_port"])
         try:
             p = start_process("tandem", argv, tmp_path / ("tandem-%d.log" % n), host, port,
-                              ready_timeout, env=env)
+                              ready_timeout, env=env, drop_env=harness.HARNESS_ENV)
         except RuntimeError as e:
             proc = getattr(e, "process", None)
             out = proc.output() if proc else ""
@@ -183,12 +189,23 @@ def tandem(tmp_path, request):
         return p
 
     yield start
+    reports = []
     for p in started:
         rc = p.stop(timeout=20)
         if p.extra.get("killed"):
             print("tandem ignored SIGTERM for 20 s and was killed; end of its log:\n" + p.tail())
         elif rc not in (0, -signal.SIGTERM):
             print("tandem exited with %s; end of its log:\n%s" % (rc, p.tail()))
+        # a sanitizer build (TANDEM_BIN=<asan build>/tandem) reports into the log: that fails the test
+        found = [line for line in p.output().splitlines() if any(m in line for m in SANITIZER_MARKS)]
+        if found:
+            reports.append("%s: %s" % (p.log, found[0]))
+    if reports:
+        pytest.fail("sanitizer report in tandem's log:\n" + "\n".join(reports), pytrace=False)
+
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "WARNING: ThreadSanitizer")
 
 
 # --------------------------------------------------------------------------- cqlmock
@@ -214,3 +231,45 @@ def cqlmock(tmp_path):
     yield start
     for p in started:
         p.stop(timeout=5)
+
+
+@dataclass
+class MockCluster:
+    """A one-node cqlmock cluster started by the mock_cluster fixture."""
+    name: str                 # --cluster-name
+    host: str
+    port: int                 # CQL port of its node
+    ctl: MockControl          # control connection (RULE ADD ..., COUNT ...)
+    proc: Process
+
+    def overrides(self, role: str) -> dict:
+        """tandem config keys that make this mock the ORIGIN or TARGET cluster."""
+        role = role.lower()
+        return {"%s_contact_points" % role: self.host, "%s_port" % role: self.port,
+                "%s_username" % role: None, "%s_password" % role: None,
+                "%s_tls_server_ca_path" % role: None}
+
+
+@pytest.fixture
+def mock_cluster(cqlmock, free_port):
+    """Factory: mock_cluster(name="target", *extra_args) -> MockCluster on 127.0.0.1."""
+    opened = []
+
+    def start(name="target", *args):
+        port, ctl = free_port(), free_port()
+        proc = cqlmock(["--cluster-name", name, "--node", "127.0.0.1:%d" % port,
+                        "--control", "127.0.0.1:%d" % ctl, "--quiet", *args], port)
+        control = wait_for("the cqlmock control port", lambda: _try_control(ctl), 10)
+        opened.append(control)
+        return MockCluster(name=name, host="127.0.0.1", port=port, ctl=control, proc=proc)
+
+    yield start
+    for c in opened:
+        c.close()
+
+
+def _try_control(port):
+    try:
+        return MockControl(port)
+    except OSError:
+        return None
