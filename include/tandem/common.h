@@ -32,7 +32,14 @@
   X(ENOTFOUND,        -20010, "not found")                                     \
   X(ECLOSED,          -20011, "connection closed")                             \
   X(ETIMEOUT,         -20012, "timed out")                                     \
-  X(EUNAVAILABLE,     -20013, "no usable node")
+  X(EUNAVAILABLE,     -20013, "no usable node")                                \
+  /* TLS (net/tls.h): a socket refused or dropped for a TLS reason */          \
+  X(ETLS_HANDSHAKE,   -20100, "TLS handshake failed")                          \
+  X(ETLS_VERIFY,      -20101, "TLS peer certificate rejected")                 \
+  X(ETLS_REJECTED,    -20102, "TLS peer rejected our certificate")             \
+  X(ETLS_PLAINTEXT,   -20103, "plaintext connection refused: TLS required")    \
+  X(ETLS_PROTOCOL,    -20104, "TLS protocol error")                            \
+  X(ETLS_FILE,        -20105, "TLS certificate, key or CA file unusable")
 
 enum tdm_errno {
 #define TDM_ERRNO_ENUM(name, val, text) TDM_##name = (val),

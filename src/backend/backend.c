@@ -22,6 +22,7 @@ static void maybe_free(tdm_backend_t *be)
     tdm__nodes_free(be, c);
     tdm_topology_unref(be->cl[c].topo);
   }
+  tdm_tls_set_clear(&be->tls);
   tdm_conf_unref(be->conf);
   free(be);
 }
@@ -138,6 +139,13 @@ void tdm_backend_set_conf(tdm_backend_t *be, tdm_conf_t *conf)
   tdm_conf_unref(old);
 }
 
+void tdm_backend_set_tls(tdm_backend_t *be, const tdm_tls_set_t *tls)
+{
+  tdm_tls_set_t old = be->tls;
+  tdm_tls_set_copy(&be->tls, tls); /* references first, so a set handed back to us stays alive */
+  tdm_tls_set_clear(&old);
+}
+
 void tdm_backend_set_topology(tdm_backend_t *be, tdm_topology_t *topology)
 {
   if (!topology || topology->cluster < 0 || topology->cluster >= TDM_CONF_CLUSTER_MAX || be->closing) return;
@@ -194,6 +202,7 @@ int tdm_backend_send(tdm_backend_t *be, const tdm_session_key_t *key, tdm_leg_t 
   leg->wait_pool = NULL;
   leg->node = -1;
   leg->sent_at_ms = 0;
+  leg->queued = false;
   return tdm__backend_dispatch(be, key, leg, NULL);
 }
 
@@ -268,6 +277,23 @@ static void on_tick(uv_timer_t *t)
 
 /* ---- sessions (handshake support, §2.2) ---- */
 
+/* A pool of `key` on an eligible node of `cluster` that has a READY connection, or NULL. */
+static tdm__pool_t *ready_pool(tdm_backend_t *be, int cluster, const tdm_session_key_t *key)
+{
+  const tdm__cluster_t *cl = &be->cl[cluster];
+  uint64_t now = uv_now(be->loop);
+  for (size_t i = 0; i < cl->n_nodes; i++) {
+    tdm__node_t *n = cl->nodes[i];
+    if (!tdm__node_eligible(be, n, now)) continue;
+    TDM_LIST_FOREACH(it, &n->pools)
+    {
+      tdm__pool_t *p = TDM_CONTAINER_OF(it, tdm__pool_t, link);
+      if (p->nstate[TDM_SERVER_READY] > 0 && tdm__pool_key_match(p, key)) return p;
+    }
+  }
+  return NULL;
+}
+
 int tdm_backend_session_open(tdm_backend_t *be, int cluster, const tdm_session_key_t *key, tdm_session_cb cb,
                              void *arg)
 {
@@ -279,9 +305,15 @@ int tdm_backend_session_open(tdm_backend_t *be, int cluster, const tdm_session_k
   s->cb = cb;
   s->arg = arg;
   tdm_list_init(&s->link);
-  if (key->creds && !(s->password = strdup(key->creds->password ? key->creds->password : ""))) {
+  /* verified: the caller's cache vouches for the password, so only readiness is checked (§2.2 step 4) */
+  bool verified = key->creds && key->creds->verified;
+  if (key->creds && !verified && !(s->password = strdup(key->creds->password ? key->creds->password : ""))) {
     free(s);
     return TDM_ENOMEM;
+  }
+  if (verified && ready_pool(be, cluster, key)) {
+    tdm__session_finish(s, 0, NULL, 0, NULL);
+    return 0;
   }
   tdm__node_t *node = tdm__node_select(be, cluster, NULL);
   if (!node) {
@@ -298,6 +330,7 @@ int tdm_backend_session_open(tdm_backend_t *be, int cluster, const tdm_session_k
   }
   s->pool = pool;
   tdm_list_insert_tail(&pool->sessions, &s->link);
+  if (verified) tdm__pool_offer_password(pool, key->creds->password);
   if (s->password) {
     /* client credentials are verified on a connection of their own, even when the pool has ready
      * ones: a pool never vouches for a password it has not just seen accepted (§2.2 step 4) */
@@ -358,6 +391,13 @@ void tdm_backend_node_stats(const tdm_backend_t *be, int cluster, size_t node, t
   out->connections = n->conns;
   out->inflight = n->inflight;
   out->stream_ids = n->stream_ids;
+  out->async_connections = n->async_conns;
+  out->async_stream_ids = n->async_stream_ids;
+}
+
+uint64_t tdm_backend_failed_connections(const tdm_backend_t *be, int cluster, bool async)
+{
+  return cluster >= 0 && cluster < TDM_CONF_CLUSTER_MAX ? be->cl[cluster].failed_conns[async ? 1 : 0] : 0;
 }
 
 uint64_t tdm_backend_late_responses(const tdm_backend_t *be, int cluster)

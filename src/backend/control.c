@@ -11,7 +11,9 @@
  *         STARTUP ─READY / AUTHENTICATE→SASL─> system.local ─> system.peers_v2 (else peers) ─> REGISTER ─> UP
  *   failure: next candidate at once; a round with none left counts a failure, then backoff
  *   UP: OPTIONS every heartbeat_interval_ms (no SUPPORTED in 10 s = failure); EVENTs refresh the view
- * Every change publishes a new snapshot through on_topology, and on_health follows each change. */
+ * Every change publishes a new snapshot through on_topology, and on_health follows each change.
+ * With a TLS context (tdm_control_set_tls), every attempt runs its TLS handshake inside the same
+ * budget before OPTIONS leaves; a TLS failure's message (tdm_tls_error) becomes last_error. */
 #include <arpa/inet.h>
 #include <stdarg.h>
 #include <tandem/obs/log.h>
@@ -33,6 +35,7 @@ static void maybe_free(tdm_control_t *c)
   tdm__rows_free(&c->peers);
   tdm__rows_free(&c->poll_local);
   tdm_topology_unref(c->topo);
+  tdm_tls_ctx_unref(c->tls);
   tdm_conf_unref(c->conf);
   free(c);
 }
@@ -86,6 +89,13 @@ void tdm_control_set_conf(tdm_control_t *c, tdm_conf_t *conf)
   tdm_conf_t *old = c->conf;
   c->conf = tdm_conf_ref(conf);
   tdm_conf_unref(old);
+}
+
+void tdm_control_set_tls(tdm_control_t *c, const tdm_tls_set_t *tls)
+{
+  tdm_tls_ctx_t *old = c->tls;
+  c->tls = tdm_tls_ctx_ref(tls ? tls->cluster[c->cluster] : NULL);
+  tdm_tls_ctx_unref(old);
 }
 
 void tdm_control_learn_refused_version(tdm_control_t *c, uint8_t version)
@@ -270,8 +280,19 @@ static void try_candidate(tdm_control_t *c)
   c->phase = TDM__CTL_CONNECTING;
   int budget = bconf(c)->connection_timeout_ms > 0 ? bconf(c)->connection_timeout_ms : 30000;
   uv_timer_start(&c->timer, on_deadline, (uint64_t)budget, 0);
-  tdm_log_debug(cc->conn.tag, "%s control connection attempt (v%u%s)", cname(c), (unsigned)c->version,
-                c->probing ? ", probing" : "");
+  tdm_log_debug(cc->conn.tag, "%s control connection attempt (v%u%s%s)", cname(c), (unsigned)c->version,
+                c->probing ? ", probing" : "", c->tls ? ", TLS" : "");
+  if (c->tls) {
+    /* the name sent as SNI and checked: {c}_tls_server_name, else the candidate's host; the handshake
+     * runs inside the budget timer armed above */
+    const char *name = tdm_tls_server_name(bconf(c), host);
+    rc = tdm_tls_client(&cc->conn, c->tls, name, NULL);
+    if (rc < 0) {
+      tdm__ctl_fail(c, rc, "%s: %s TLS: cannot start a session for '%s': %s", c->peer, cname(c), name,
+                    tdm_strerror(rc));
+      return;
+    }
+  }
   (void)tdm_conn_connect(&cc->conn, &addr, (uint64_t)TDM_MIN(5000, budget), on_connected);
 }
 
@@ -555,7 +576,10 @@ static void on_close(tdm_conn_t *conn, int reason)
     uv_timer_start(&c->retry, on_retry, 0, 0);
     return;
   }
-  if (!c->last_error[0] || reason == UV_EOF)
+  const char *tls_err = tdm_tls_error(conn); /* "<CLUSTER> TLS: <cause> (<certificate, file>)" */
+  if (tls_err && !c->last_error[0])
+    snprintf(c->last_error, sizeof(c->last_error), "%s: %s", c->peer, tls_err);
+  else if (!c->last_error[0] || reason == UV_EOF)
     snprintf(c->last_error, sizeof(c->last_error), "%s: %s", c->peer,
              reason == UV_EOF ? "connection closed by the node" : tdm_strerror(reason));
   if (was_up) {

@@ -109,7 +109,7 @@ TDM_MUSTCHECK int tdm__sasl_next(tdm__sasl_t *s, const tdm_bytes_t *challenge, c
 
 /* One pool connection's life (rule 4); only tdm__server_set_state writes conn->state. */
 typedef enum tdm_server_state_e {
-  TDM_SERVER_CONNECTING = 0, /* TCP connect in flight */
+  TDM_SERVER_CONNECTING = 0, /* TCP connect (then the TLS handshake, with TLS) in flight */
   TDM_SERVER_STARTUP,        /* STARTUP written, waiting for READY or AUTHENTICATE */
   TDM_SERVER_AUTH,           /* SASL exchange under way */
   TDM_SERVER_USE,            /* USE "<ks>" written (v2/v3/v4/DSE_V1 keyspace pools) */
@@ -179,8 +179,10 @@ struct tdm__node_s {
   uint64_t cooldown_until;    /* loop ms: skipped after a connect failure until then */
   uint32_t inflight;          /* legs written to its connections and still awaited (orphans excluded) */
   uint32_t queued;            /* legs waiting in its pools' queues (counts as load for the choice) */
-  uint32_t conns;             /* connections not CLOSED */
-  uint32_t stream_ids;        /* client stream ids in use on its connections, orphans included */
+  uint32_t conns;             /* connections of its sync pools not CLOSED */
+  uint32_t stream_ids;        /* client stream ids in use on its sync pools' connections, orphans included */
+  uint32_t async_conns;       /* the same two for its async-read pools (§12), kept apart for metrics */
+  uint32_t async_stream_ids;  /* (see conns / stream_ids) */
   tdm_list_t pools;           /* tdm__pool_t.link */
   bool pinned;                /* a walk over its pools is under way: not freed until it ends */
 };
@@ -192,6 +194,7 @@ typedef struct tdm__cluster_s {
   tdm_list_t all;             /* every node state, removed ones included while they drain */
   uint32_t rr;                /* rotates ties in node selection */
   uint64_t late_responses;    /* responses to abandoned legs */
+  uint64_t failed_conns[2];   /* pool connections that failed before READY: [sync, async] */
 } tdm__cluster_t;
 
 /* A pending tdm_backend_session_open. */
@@ -207,7 +210,7 @@ typedef struct tdm__session_s {
   int err;                  /* result: 0 or an error */
   uint8_t *body;            /* the cluster's ERROR body, or NULL */
   size_t body_len;          /* bytes at body */
-  char reason[256];         /* tandem's reason text when body is NULL */
+  char reason[TDM_TLS_ERR_MAX + 128]; /* tandem's reason text when body is NULL (prefix + fail_reason) */
 } tdm__session_t;
 
 struct tdm_backend_conn_s {
@@ -216,6 +219,7 @@ struct tdm_backend_conn_s {
   tdm__pool_t *pool;           /* owning pool; NULL after CLOSED */
   tdm_backend_t *be;           /* owning backend */
   tdm__node_t *node;           /* node (kept for stats until destroy) */
+  bool async;                  /* of an async-read pool: counted in the node's async gauges */
   tdm_list_t link;             /* pool->conns */
   tdm_list_t dirty_link;       /* be->dirty while v5 envelopes wait for a flush */
   tdm_server_state_t state;    /* written only by tdm__server_set_state */
@@ -231,7 +235,7 @@ struct tdm_backend_conn_s {
   bool ever_ready;             /* reached READY */
   bool refused;                /* the cluster answered the handshake with an ERROR */
   int fail_err;                /* why the connection failed (before close) */
-  char fail_reason[192];       /* tandem's text for that failure */
+  char fail_reason[TDM_TLS_ERR_MAX]; /* tandem's text for that failure (a TLS message fits whole) */
   char *password;               /* credentials being verified (session_open with client creds), or NULL */
   tdm__session_t *session;     /* the verification session waiting on this connection, or NULL */
   int32_t hs_stream;           /* internal id of the handshake request in flight, -1 none */
@@ -244,6 +248,7 @@ struct tdm_backend_s {
   tdm_buf_pool_t *pool;        /* the worker's buffer blocks (slices of copied bodies) */
   tdm_conn_ctx_t net;          /* flush scheduler of the pool connections */
   tdm_conf_t *conf;            /* current epoch (own reference), NULL until set */
+  tdm_tls_set_t tls;           /* contexts for new connections (own references); zeroed: plaintext */
   tdm__cluster_t cl[TDM_CONF_CLUSTER_MAX]; /* per cluster */
   uv_timer_t tick;             /* heartbeats, idle close, deadlines */
   uv_idle_t idle;              /* deferred work: v5 flushes and session results */
@@ -278,6 +283,9 @@ void tdm__server_flush(tdm_backend_conn_t *bc);
 /* ---- pool.c ---- */
 /* The pool for (node, key), created when absent (NULL when out of memory). */
 tdm__pool_t *tdm__pool_get(tdm_backend_t *be, tdm__node_t *node, const tdm_session_key_t *key);
+/* A client-identity pool that holds no password yet takes this one (a password the caller verified);
+ * a pool that has one keeps it: it is what the cluster last accepted on that pool. */
+void tdm__pool_offer_password(tdm__pool_t *pool, const char *password);
 /* Finds a pool of another node with the same key as `like` (created when absent). */
 tdm__pool_t *tdm__pool_sibling(tdm__pool_t *like, tdm__node_t *node);
 /* Writes the leg on a connection with a free id, or queues it (growing the pool as allowed). */
@@ -345,7 +353,7 @@ typedef void (*tdm__ctl_reply_fn)(tdm_control_t *c, const tdm__frame_t *f, const
 /* Control connection phases, in handshake order. */
 typedef enum tdm__ctl_phase_e {
   TDM__CTL_IDLE = 0,   /* no connection; retry timer may be armed */
-  TDM__CTL_CONNECTING, /* TCP connect in flight */
+  TDM__CTL_CONNECTING, /* TCP connect (then the TLS handshake) in flight */
   TDM__CTL_OPTIONS,    /* OPTIONS written */
   TDM__CTL_STARTUP,    /* STARTUP written */
   TDM__CTL_AUTH,       /* SASL under way */
@@ -373,6 +381,7 @@ struct tdm_control_s {
   uv_loop_t *loop;               /* the main loop */
   int cluster;                   /* TDM_CONF_ORIGIN / TDM_CONF_TARGET */
   tdm_conf_t *conf;              /* current epoch (own reference) */
+  tdm_tls_ctx_t *tls;            /* context for new connections (own reference), NULL: plaintext */
   tdm_control_callbacks_t cb;    /* owner callbacks */
   tdm_conn_ctx_t net;            /* flush scheduler for the one connection */
   tdm__ctl_conn_t *cc;           /* current connection, NULL when none */
@@ -402,7 +411,7 @@ struct tdm_control_s {
   bool up;                       /* handshake and discovery done */
   bool ever_up;                  /* came up at least once */
   int failures;                  /* consecutive failures (readiness) */
-  char last_error[256];          /* the last failure, for on_health */
+  char last_error[TDM_SOCKADDR_STRLEN + TDM_TLS_ERR_MAX]; /* the last failure, for on_health ("peer: why") */
   uint64_t backoff;              /* next retry delay, ms (before jitter) */
   uint64_t rng;                  /* xorshift state for the jitter */
   tdm_topology_t *topo;          /* last published snapshot (own reference) */

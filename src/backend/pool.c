@@ -37,8 +37,29 @@ bool tdm__pool_key_match(const tdm__pool_t *p, const tdm_session_key_t *key)
   return strcmp(p->keyspace, ks) == 0;
 }
 
+/* The password another pool of the same client identity (cluster, authzid, user) holds, or NULL. A pool
+ * made for a leg after the handshake gets no password from its key (the frontend wiped it), yet must be
+ * able to log in: it borrows the identity's (§2.2 step 4: the password lives only in the identity's pools). */
+static const char *identity_password(tdm_backend_t *be, int cluster, const tdm_credentials_t *creds)
+{
+  const char *authzid = creds->authzid ? creds->authzid : "", *user = creds->user ? creds->user : "";
+  TDM_LIST_FOREACH(it, &be->cl[cluster].all)
+  {
+    const tdm__node_t *n = TDM_CONTAINER_OF(it, tdm__node_t, link);
+    TDM_LIST_FOREACH(pit, &n->pools)
+    {
+      const tdm__pool_t *p = TDM_CONTAINER_OF(pit, tdm__pool_t, link);
+      if (p->client_creds && p->password[0] && !strcmp(p->authzid, authzid) && !strcmp(p->user, user))
+        return p->password;
+    }
+  }
+  return NULL;
+}
+
 static tdm__pool_t *pool_new(tdm_backend_t *be, tdm__node_t *node, const tdm_session_key_t *key)
 {
+  const char *password = key->creds ? key->creds->password : "";
+  if (key->creds && (!password || !password[0])) password = identity_password(be, node->cluster, key->creds);
   tdm__pool_t *p = calloc(1, sizeof(*p));
   if (!p) return NULL;
   p->be = be;
@@ -50,7 +71,7 @@ static tdm__pool_t *pool_new(tdm_backend_t *be, tdm__node_t *node, const tdm_ses
   p->client_creds = key->creds != NULL;
   p->authzid = dup_str(key->creds ? key->creds->authzid : "");
   p->user = dup_str(key->creds ? key->creds->user : "");
-  p->password = dup_str(key->creds ? key->creds->password : "");
+  p->password = dup_str(password);
   p->keyspace = dup_str(keyspace_keyed(key->version) ? key->keyspace : "");
   if (!p->authzid || !p->user || !p->password || !p->keyspace) {
     free(p->authzid);
@@ -65,6 +86,15 @@ static tdm__pool_t *pool_new(tdm_backend_t *be, tdm__node_t *node, const tdm_ses
   tdm_list_init(&p->sessions);
   tdm_list_insert_tail(&node->pools, &p->link);
   return p;
+}
+
+void tdm__pool_offer_password(tdm__pool_t *pool, const char *password)
+{
+  if (!pool->client_creds || pool->password[0] || !password || !password[0]) return;
+  char *p = strdup(password);
+  if (!p) return; /* the pool keeps its empty password: its next login fails and is reported */
+  wipe_free(pool->password);
+  pool->password = p;
 }
 
 tdm__pool_t *tdm__pool_get(tdm_backend_t *be, tdm__node_t *node, const tdm_session_key_t *key)
@@ -132,6 +162,7 @@ static void waitq_push(tdm__pool_t *pool, tdm_leg_t *leg)
 {
   if (leg->body) tdm_slice_ref(leg->body);
   leg->state = TDM__LEG_QUEUED;
+  leg->queued = true;
   leg->wait_pool = pool;
   leg->conn = NULL;
   tdm_list_insert_tail(&pool->waitq, &leg->link);
@@ -334,7 +365,7 @@ void tdm__pool_redispatch(tdm__pool_t *pool, const char *reason)
 
 void tdm__pool_conn_failed(tdm__pool_t *pool, tdm_backend_conn_t *bc, bool transport)
 {
-  char why[256];
+  char why[sizeof(bc->fail_reason)];
   tdm__textf(why, sizeof(why), "%s", bc->fail_reason[0] ? bc->fail_reason : tdm_strerror(bc->fail_err));
   pool->failures++;
   /* sessions: the verification bound to bc, and the others once no connection is left to wait for.
@@ -361,7 +392,7 @@ void tdm__pool_conn_failed(tdm__pool_t *pool, tdm_backend_conn_t *bc, bool trans
     }
   }
   if (!none_left || pool->nwait == 0 || bc->password) return;
-  char reason[TDM_SOCKADDR_STRLEN + 260];
+  char reason[TDM_SOCKADDR_STRLEN + sizeof(why) + 4];
   tdm__textf(reason, sizeof(reason), "%s: %s", pool->node->name, why);
   if (bc->refused || !transport)
     fail_waiting(pool, TDM_EUNAVAILABLE, reason);

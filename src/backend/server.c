@@ -4,6 +4,9 @@
  *                          \--AUTHENTICATE--> AUTH --AUTH_SUCCESS-/      (v2-v4, DSE_V1)         |
  *   any state --error / close--> CLOSED                                                           v
  *                                                                                               CLOSED
+ * With a TLS context for the cluster, CONNECTING also covers the TLS handshake (started once TCP is
+ * up, bounded by the handshake deadline); STARTUP is written when it completes, and a TLS failure
+ * closes with the TLS module's message as the reason sessions report.
  * v5 switches to segments right after reading READY or AUTHENTICATE (§4.3). Legs go out as
  * [header with the backend stream id][body slice reference]; responses come back as a slice
  * reference into the read buffer. Internal requests (STARTUP, AUTH_RESPONSE, USE, heartbeat OPTIONS)
@@ -53,6 +56,13 @@ bool tdm__server_usable(const tdm_backend_conn_t *bc)
 }
 
 static uint64_t now_ms(const tdm_backend_conn_t *bc) { return uv_now(bc->be->loop); }
+
+/* The node gauges this connection counts in: async-read pools are kept apart for metrics (§13.1). */
+static uint32_t *node_ids(tdm_backend_conn_t *bc)
+{
+  return bc->async ? &bc->node->async_stream_ids : &bc->node->stream_ids;
+}
+static uint32_t *node_conns(tdm_backend_conn_t *bc) { return bc->async ? &bc->node->async_conns : &bc->node->conns; }
 
 static void mark_dirty(tdm_backend_conn_t *bc)
 {
@@ -332,7 +342,7 @@ void tdm__server_write_leg(tdm_backend_conn_t *bc, tdm_leg_t *leg)
   leg->sent_at_ms = now;
   bc->inflight++;
   bc->node->inflight++;
-  bc->node->stream_ids++;
+  (*node_ids(bc))++;
   bc->last_write = now;
   mark_dirty(bc);
 }
@@ -343,7 +353,7 @@ static void id_accounted(tdm_backend_conn_t *bc, bool orphan)
 {
   bc->inflight--;
   if (!orphan) bc->node->inflight--;
-  bc->node->stream_ids--;
+  (*node_ids(bc))--;
   if (bc->inflight == 0) bc->last_active = now_ms(bc);
 }
 
@@ -435,9 +445,26 @@ static void on_connected(tdm_conn_t *c, int status)
     }
     return;
   }
+  if (tdm_tls_active(c)) {
+    /* still CONNECTING: reading sends the ClientHello; STARTUP follows in on_tls_ready, and the
+     * handshake deadline (bc->deadline) bounds the TLS handshake too */
+    int rc = tdm_conn_read_start(c);
+    if (rc < 0) fail(bc, rc, "%s", tdm_strerror(rc));
+    return;
+  }
   tdm__server_set_state(bc, TDM_SERVER_STARTUP);
   int rc = tdm_conn_read_start(c);
   if (rc == 0) rc = send_startup(bc);
+  if (rc < 0) fail(bc, rc, "%s", tdm_strerror(rc));
+}
+
+/* TLS handshake done (failures close the connection instead: on_close reads tdm_tls_error). */
+static void on_tls_ready(tdm_conn_t *c, int status)
+{
+  tdm_backend_conn_t *bc = c->data;
+  if (status < 0 || bc->state != TDM_SERVER_CONNECTING || tdm_conn_is_closing(c)) return;
+  tdm__server_set_state(bc, TDM_SERVER_STARTUP);
+  int rc = send_startup(bc);
   if (rc < 0) fail(bc, rc, "%s", tdm_strerror(rc));
 }
 
@@ -450,7 +477,7 @@ static void fail_written(tdm_backend_conn_t *bc, int err)
   for (uint32_t id = 0; id < s->high; id++) {
     void *owner = tdm_streams_release(s, (int32_t)id);
     if (!owner) continue;
-    bc->node->stream_ids--;
+    (*node_ids(bc))--;
     if (owner == tdm__marker(be, TDM__INTERNAL_ORPHAN)) continue;
     bc->node->inflight--;
     tdm_leg_t *leg = owner;
@@ -471,24 +498,34 @@ static void on_close(tdm_conn_t *c, int reason)
   tdm_server_state_t was = bc->state;
   if (!bc->fail_err && reason) {
     bc->fail_err = reason;
+    const char *tls_err = tdm_tls_error(c); /* "<CLUSTER> TLS: <cause> (<certificate, file>)" */
     tdm__textf(bc->fail_reason, sizeof(bc->fail_reason), "%s",
-             reason == UV_EOF ? "connection closed by the node" : tdm_strerror(reason));
+             tls_err ? tls_err : reason == UV_EOF ? "connection closed by the node" : tdm_strerror(reason));
   }
+  if (tdm_tls_is_error(reason) && !pool->be->closing)
+    tdm_log_warn(c->tag, "%s pool connection to %s: %s", tdm__cluster_name(pool->cluster), bc->node->name,
+                 bc->fail_reason);
   tdm__server_set_state(bc, TDM_SERVER_CLOSED);
   tdm_list_remove(&bc->dirty_link);
   tdm_list_remove(&bc->link);
   pool->nconns--;
-  bc->node->conns--;
+  (*node_conns(bc))--;
   bc->pool = NULL;
   if (reason && reason != TDM_ECLOSED)
     tdm_log_debug(c->tag, "%s pool connection closed in %s: %s", tdm__cluster_name(pool->cluster), state_names[was],
                   bc->fail_reason);
   if (!bc->ever_ready) {
     /* a handshake that did not finish: a transport failure (refused, timed out, reset) puts the node
-     * in cooldown; an answer from the cluster (refusal, bad credentials) does not */
+     * in cooldown; an answer from the cluster (refusal, bad credentials) does not, nor does a TLS
+     * failure (certificate, name, TLS off on the node: configuration, and the node's open pools work) */
     bool transport = !bc->refused && bc->fail_err != TDM_ECONF && bc->fail_err != TDM_EPROTO_MALFORMED &&
-                     !pool->be->closing;
+                     !tdm_tls_is_error(bc->fail_err) && !pool->be->closing;
     if (transport) tdm__node_cooldown(pool->be, bc->node);
+    /* a failed connection for metrics, unless it was closed on purpose (reason 0: node left; backend
+     * closing) or only the client's password was refused on a verification connection */
+    bool client_refused = bc->password && bc->refused && bc->fail_err == TDM_EINVAL;
+    if (reason && !pool->be->closing && !client_refused)
+      pool->be->cl[pool->cluster].failed_conns[bc->async ? 1 : 0]++;
     tdm__pool_conn_failed(pool, bc, transport);
   } else {
     fail_written(bc, reason == TDM_ETIMEOUT ? TDM_ETIMEOUT : TDM_ECLOSED);
@@ -559,7 +596,8 @@ int tdm__server_open_ex(tdm__pool_t *pool, const char *password, tdm__session_t 
   pool->nstate[TDM_SERVER_CONNECTING]++;
   tdm_list_insert_tail(&pool->conns, &bc->link);
   pool->nconns++;
-  pool->node->conns++;
+  bc->async = pool->async;
+  (*node_conns(bc))++;
   be->live_conns++;
   if (s) {
     s->conn = bc;
@@ -570,6 +608,18 @@ int tdm__server_open_ex(tdm__pool_t *pool, const char *password, tdm__session_t 
   tdm__backend_tick_start(be);
   tdm_log_debug(bc->conn.tag, "%s pool connection to %s opening (v%u, %s)", tdm__cluster_name(pool->cluster),
                 pool->node->name, (unsigned)pool->version, tdm_compression_name(pool->compression));
+  tdm_tls_ctx_t *tls = be->tls.cluster[pool->cluster];
+  if (tls) {
+    /* the name sent as SNI and checked: {c}_tls_server_name, else the node's address (IP SAN) */
+    const char *name = be->conf ? tdm_tls_server_name(&be->conf->cluster[pool->cluster], pool->node->host)
+                                : pool->node->host;
+    rc = tdm_tls_client(&bc->conn, tls, name, on_tls_ready);
+    if (rc < 0) {
+      fail(bc, rc, "%s TLS: cannot start a session for '%s': %s", tdm__cluster_name(pool->cluster), name,
+           tdm_strerror(rc));
+      return 0; /* closed at once, like a synchronous connect failure below */
+    }
+  }
   /* a synchronous failure closes the connection at once: on_close tells the pool and the session */
   (void)tdm_conn_connect(&bc->conn, &pool->node->addr, tdm__backend_connect_timeout(be, pool->cluster),
                          on_connected);
@@ -616,7 +666,9 @@ void tdm__server_tick(tdm_backend_conn_t *bc, uint64_t now)
   case TDM_SERVER_AUTH:
   case TDM_SERVER_USE:
     if (bc->deadline && now >= bc->deadline)
-      fail(bc, TDM_ETIMEOUT, "handshake timed out after %llu ms",
+      fail(bc, TDM_ETIMEOUT, "%s timed out after %llu ms",
+           bc->state == TDM_SERVER_CONNECTING && !bc->conn.connecting && tdm_tls_active(&bc->conn) ? "TLS handshake"
+                                                                                                 : "handshake",
            (unsigned long long)tdm__backend_handshake_timeout(bc->be, bc->pool->cluster, bc->pool->async));
     return;
   case TDM_SERVER_READY:

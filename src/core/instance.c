@@ -2,8 +2,9 @@
  *
  *   new:  environment snapshot -> configuration (file + env) -> logger -> warnings and the three
  *         deliberate zdm-proxy differences logged
- *   run:  main loop, inbox, timers, signals -> prepared registry -> HTTP listeners (metrics, admin)
- *         -> worker threads (each: buffer pool, backend, epoch reference) -> both control connections
+ *   run:  main loop, inbox, timers, signals -> prepared registry -> TLS contexts (a file that cannot
+ *         be used ends the start) -> HTTP listeners (metrics, admin) -> worker threads (each: buffer
+ *         pool, backend, epoch reference, copy of the TLS contexts) -> both control connections
  *         -> uv_run. Readiness is STARTUP meanwhile.
  *   both control connections up once -> every worker opens its client listener (broadcast with
  *         replies) -> systemd READY=1. A listener that fails to open ends the process (exit 1).
@@ -243,6 +244,49 @@ static void on_health(void *arg, int cluster, bool up, int failures, const char 
     first_up(inst);
 }
 
+/* ---- TLS ---- */
+
+static void describe_cluster_tls(const tdm_conf_backend_t *b, const tdm_tls_ctx_t *ctx, char *out, size_t cap)
+{
+  if (!ctx) {
+    snprintf(out, cap, "off");
+    return;
+  }
+  const char *name = b->tls_server_name && b->tls_server_name[0] ? b->tls_server_name : NULL;
+  snprintf(out, cap, "on (%s%s%s%s%s)", ctx->cert_path[0] ? "mutual, " : "",
+           b->tls_verify_hostname ? "names checked" : "names NOT checked", name ? ", name '" : "", name ? name : "",
+           name ? "'" : "");
+}
+
+void tdm__instance_log_tls(const tdm_conf_t *conf, const tdm_tls_set_t *tls)
+{
+  char legs[TDM_CONF_CLUSTER_MAX][320];
+  for (int c = 0; c < TDM_CONF_CLUSTER_MAX; c++)
+    describe_cluster_tls(&conf->cluster[c], tls->cluster[c], legs[c], sizeof(legs[c]));
+  const char *clients = !tls->client                      ? "off"
+                        : tls->client->require_client_auth ? "on (client certificates required)"
+                        : tls->allow_plaintext            ? "on (plaintext also accepted)"
+                                                          : "on";
+  tdm_log_info(NULL, "TLS: clients %s; ORIGIN %s; TARGET %s", clients, legs[0], legs[1]);
+}
+
+/* The first epoch's TLS contexts (behaviour.md §11.4); a file that cannot be used stops the start with
+ * the module's message (which names the leg, the file and the cause). The WARN for
+ * {c}_tls_verify_hostname: false comes from the configuration's own warnings (logged above, at every
+ * start and reload). */
+static int start_tls(tdm_instance_t *inst)
+{
+  char err[TDM_TLS_ERR_MAX];
+  int rc = tdm_tls_reload(&inst->tls, inst->conf, err, sizeof(err));
+  if (rc < 0) {
+    tdm_log_fatal(NULL, "%s", err[0] ? err : tdm_strerror(rc));
+    return rc;
+  }
+  if (inst->tls.client || inst->tls.cluster[0] || inst->tls.cluster[1])
+    tdm__instance_log_tls(inst->conf, &inst->tls);
+  return 0;
+}
+
 /* ---- start-up ---- */
 
 static void on_inbox(tdm_inbox_t *ib, tdm_msg_t *m)
@@ -308,10 +352,12 @@ static int start_workers(tdm_instance_t *inst)
     s->pw.index = i;
     s->pw.registry = inst->registry;
     s->pw.conf = tdm_conf_ref(inst->conf); /* the thread's creation orders these writes before its reads */
+    tdm_tls_set_copy(&s->pw.tls, &inst->tls);
     int rc = tdm_worker_start(&s->w, i, &tdm__instance_worker_hooks, &s->pw);
     if (rc < 0) {
       tdm_conf_unref(s->pw.conf); /* init failed before taking it over, or fini already dropped it */
       s->pw.conf = NULL;
+      tdm_tls_set_clear(&s->pw.tls); /* the same (the thread was joined) */
       tdm_log_fatal(NULL, "cannot start worker %u: %s", i, tdm_strerror(rc));
       return rc;
     }
@@ -341,6 +387,8 @@ static int start_control(tdm_instance_t *inst)
       tdm_log_fatal(NULL, "cannot create the %s control connection: %s", cluster_name[c], tdm_strerror(rc));
       return rc;
     }
+    if (inst->plug.control_set_tls)
+      inst->plug.control_set_tls(inst->control[c], &inst->tls);
   }
   for (int c = 0; c < 2; c++)
     inst->plug.control_start(inst->control[c]);
@@ -364,6 +412,12 @@ static int start(tdm_instance_t *inst)
     inst->signals_on = true;
   }
   if ((rc = tdm_prepared_registry_new((size_t)inst->conf->prepared_cache_max_entries, &inst->registry)) < 0)
+    return rc;
+  /* The divergence journal's writer thread runs from here to tdm_instance_free (after the workers). */
+  if ((rc = tdm_journal_new(NULL, &inst->journal)) < 0)
+    return rc;
+  tdm_journal_configure(inst->journal, inst->conf->write_divergence_log, inst->conf->write_divergence_log_max_bytes);
+  if ((rc = start_tls(inst)) < 0)
     return rc;
   if ((rc = start_http(inst)) < 0)
     return rc;
@@ -417,6 +471,8 @@ void tdm_instance_free(tdm_instance_t *inst)
   }
   if (inst->registry)
     tdm_prepared_registry_free(inst->registry);
+  tdm_journal_free(inst->journal); /* writes what is queued; every worker has been joined */
+  tdm_tls_set_clear(&inst->tls);
   tdm_conf_unref(inst->conf);
   for (char **e = inst->envp; e && *e; e++)
     free(*e);

@@ -2,7 +2,9 @@
  * from ORIGIN's control connection (TARGET's are dropped), and the TOPOLOGY_CHANGE events a reload
  * synthesizes when the instance list changes: NEW_NODE per added address, REMOVED_NODE per removed
  * one, MOVED_NODE for every instance when num_tokens or this instance's index changes. Bodies are
- * version-independent EVENT bodies: [string type][string change][inet address]. */
+ * version-independent EVENT bodies: [string type][string change][inet address]. And one event going
+ * the other way: a version refusal a worker learned in a client handshake, for the control connection
+ * (§3), which puts it in the next snapshot every worker gets. */
 #include <arpa/inet.h>
 #include <tandem/obs/log.h>
 #include <tandem/proto/writer.h>
@@ -68,4 +70,45 @@ void tdm__instance_topology_events(tdm_instance_t *inst, const tdm_conf_t *old_c
       old_conf->proxy_topology_index != new_conf->proxy_topology_index)
     for (size_t i = 0; i < b->n; i++)
       send_topology(inst, "MOVED_NODE", &b->v[i]);
+}
+
+/* ---- worker -> main: protocol versions refused during a client handshake (§3) ---- */
+
+typedef struct refusal_job_s {
+  tdm_instance_t *inst; /* the instance (outlives every worker) */
+  int cluster;          /* which cluster refused */
+  uint8_t version;      /* the version it refused */
+} refusal_job_t;
+
+/* Main loop. */
+static void refusal_run(void *arg)
+{
+  refusal_job_t *j = arg;
+  tdm_instance_t *inst = j->inst;
+  if (!inst->closing && inst->control[j->cluster] && inst->plug.control_learn_refused_version)
+    inst->plug.control_learn_refused_version(inst->control[j->cluster], j->version);
+  free(j);
+}
+
+static void refusal_cancel(void *arg)
+{
+  free(arg);
+}
+
+void tdm__instance_version_refused(tdm_proxy_worker_t *pw, int cluster, uint8_t version)
+{
+  tdm_instance_t *inst = pw->instance;
+  if (!inst || cluster < 0 || cluster > 1)
+    return;
+  refusal_job_t *j = malloc(sizeof(*j));
+  tdm_msg_t *m = j ? tdm_msg_new_call(refusal_run, j, refusal_cancel) : NULL;
+  if (!m) {
+    free(j); /* the worker keeps the refusal locally; other workers learn it when they meet it */
+    return;
+  }
+  j->inst = inst;
+  j->cluster = cluster;
+  j->version = version;
+  if (tdm_inbox_push(&inst->inbox, m) < 0)
+    tdm_msg_free(m); /* the main loop is closing: runs refusal_cancel */
 }

@@ -14,6 +14,7 @@
 #include <tandem/obs/admin.h>
 #include <tandem/obs/health.h>
 #include <tandem/obs/metrics.h>
+#include <tandem/route/journal.h>
 #include <tandem/route/prepared.h>
 #include <tandem/util/queue.h>
 
@@ -82,7 +83,9 @@ struct tdm_instance_s {
   bool logger_on;                  /* we started the logger */
   bool no_signals;                 /* options.no_signals */
   tdm_conf_t *conf;                /* current epoch (one reference) */
+  tdm_tls_set_t tls;               /* TLS contexts built from conf (own references; workers hold copies) */
   tdm_prepared_registry_t *registry; /* shared by workers */
+  tdm_journal_t *journal;          /* divergence journal (its own writer thread), shared by workers */
   tdm__wslot_t *workers;           /* nworkers slots */
   unsigned nworkers;               /* slots allocated */
   tdm_worker_t **wptrs;            /* &workers[i].w for the started ones, in order */
@@ -150,6 +153,9 @@ void tdm__instance_publish_topology(tdm_instance_t *inst, int cluster, tdm_topol
 void tdm__instance_publish_event(tdm_instance_t *inst, const char *type, const uint8_t *body, size_t len);
 /* Sends CONF_SWAP (a reference each) to every worker. */
 void tdm__instance_publish_conf(tdm_instance_t *inst, tdm_conf_t *conf);
+/* Fire and forget: a copy of inst->tls to every worker (swapped into pw->tls and its backend). Sent
+ * before the CONF_SWAP of the same epoch, so a worker sees both together (FIFO inbox). */
+void tdm__instance_publish_tls(tdm_instance_t *inst);
 /* Sends DRAIN to every worker. */
 void tdm__instance_send_drain(tdm_instance_t *inst);
 /* "host:port" or "[v6]:port" of a topology node (any thread). */
@@ -169,6 +175,8 @@ void tdm__instance_reload_fail_all(tdm_instance_t *inst);
 void tdm__instance_reload_free(tdm_instance_t *inst);
 /* Maps the configured log level / format to the logger's. */
 void tdm__instance_apply_log(const tdm_conf_t *conf);
+/* One INFO line saying which legs use TLS (start-up, and each reload while any leg uses TLS). */
+void tdm__instance_log_tls(const tdm_conf_t *conf, const tdm_tls_set_t *tls);
 
 /* instance_drain.c */
 /* Closes everything (workers stopped and joined, control connections, HTTP, signals, timers, inbox);
@@ -186,6 +194,9 @@ void tdm__instance_schema_holds_drop(tdm__wslot_t *slot);  /* worker thread, at 
 
 /* instance_events.c */
 void tdm__instance_on_schema_event(void *arg, int cluster, const uint8_t *body, size_t len, uint8_t version);
+/* Worker thread (pw->version_refused): hands a version refusal learned in a client handshake to the
+ * main loop, which tells that cluster's control connection (plug.control_learn_refused_version). */
+void tdm__instance_version_refused(tdm_proxy_worker_t *pw, int cluster, uint8_t version);
 /* Synthesized TOPOLOGY_CHANGE events for a reload that changed the instance list (§10). */
 void tdm__instance_topology_events(tdm_instance_t *inst, const tdm_conf_t *old_conf, const tdm_conf_t *new_conf);
 

@@ -2,7 +2,9 @@
  *
  *   IDLE ──request──► SCHEDULED (zero timer: every request until it fires joins this reload)
  *   SCHEDULED ──timer──► RUNNING: parse file + environment snapshot, validate; keep restart-class
- *        values; publish epoch N+1 (CONF_SWAP to every worker), then wait for each worker's ack
+ *        values; build every TLS context it asks for (re-reading the files; any failure rejects the
+ *        reload and the old contexts stay); publish epoch N+1 (the TLS contexts, then CONF_SWAP, to
+ *        every worker; the control connections get theirs), then wait for each worker's ack
  *   RUNNING ──acks (or rejection)──► IDLE, or SCHEDULED again when requests arrived while RUNNING:
  *        however many arrived, exactly one more reload runs.
  *
@@ -258,6 +260,18 @@ static void set_pending(tdm_instance_t *inst, const restart_diff_t *rd)
   inst->n_pending_restart = rd->n;
 }
 
+/* The reload failed: the current epoch (and its TLS contexts) stay; err (malloc'd, may be NULL) is kept
+ * for the status. */
+static void reject(tdm_instance_t *inst, char *err)
+{
+  inst->reloads_rejected++;
+  inst->last_reload_ok = false;
+  free(inst->last_reload_error);
+  inst->last_reload_error = err;
+  tdm_log_error(NULL, "reload rejected, epoch %llu kept: %s", (unsigned long long)inst->conf->epoch, err ? err : "?");
+  finish_reload(inst, 0);
+}
+
 static void run_reload(uv_timer_t *t)
 {
   tdm_instance_t *inst = t->data;
@@ -272,13 +286,14 @@ static void run_reload(uv_timer_t *t)
   tdm_conf_t *next = NULL;
   restart_diff_t rd = { .n = 0 };
   if (build(inst, &next, &err, &rd) != 0) {
-    inst->reloads_rejected++;
-    inst->last_reload_ok = false;
-    free(inst->last_reload_error);
-    inst->last_reload_error = err;
-    tdm_log_error(NULL, "reload rejected, epoch %llu kept: %s", (unsigned long long)inst->conf->epoch,
-                  err ? err : "?");
-    finish_reload(inst, 0);
+    reject(inst, err);
+    return;
+  }
+  /* TLS material is re-read at every reload (rotation in place); all or nothing (net/tls.h) */
+  char tls_err[TDM_TLS_ERR_MAX];
+  if (tdm_tls_reload(&inst->tls, next, tls_err, sizeof(tls_err)) < 0) {
+    tdm_conf_unref(next);
+    reject(inst, dup_text(tls_err[0] ? tls_err : "the TLS contexts could not be built"));
     return;
   }
   tdm_conf_t *old = inst->conf;
@@ -292,11 +307,21 @@ static void run_reload(uv_timer_t *t)
   inst->last_reload_error = NULL;
   /* Main-loop side effects; the workers apply theirs when CONF_SWAP arrives. */
   tdm__instance_apply_log(next);
+  if (inst->journal && (strcmp(old->write_divergence_log, next->write_divergence_log) != 0 ||
+                        old->write_divergence_log_max_bytes != next->write_divergence_log_max_bytes))
+    tdm_journal_configure(inst->journal, next->write_divergence_log, next->write_divergence_log_max_bytes);
   if (inst->registry)
     tdm_prepared_registry_set_max(inst->registry, (size_t)next->prepared_cache_max_entries);
-  for (int c = 0; c < 2; c++)
-    if (inst->control[c])
-      inst->plug.control_set_conf(inst->control[c], next);
+  for (int c = 0; c < 2; c++) {
+    if (!inst->control[c])
+      continue;
+    inst->plug.control_set_conf(inst->control[c], next);
+    if (inst->plug.control_set_tls)
+      inst->plug.control_set_tls(inst->control[c], &inst->tls);
+  }
+  if (inst->tls.client || inst->tls.cluster[0] || inst->tls.cluster[1])
+    tdm__instance_log_tls(next, &inst->tls);
+  tdm__instance_publish_tls(inst); /* before the CONF_SWAP: a worker sees both together */
   tdm__instance_publish_conf(inst, next);
   tdm__instance_topology_events(inst, old, next);
   tdm_conf_unref(old);

@@ -39,6 +39,8 @@ static int add_node(tdm_metrics_node_t **v, size_t *n, size_t *cap, int cluster,
         e->connections += g->connections;
         e->inflight += g->inflight;
         e->stream_ids += g->stream_ids;
+        e->async_connections += g->async_connections;
+        e->async_stream_ids += g->async_stream_ids;
       }
       return 0;
     }
@@ -59,6 +61,8 @@ static int add_node(tdm_metrics_node_t **v, size_t *n, size_t *cap, int cluster,
     e->connections = g->connections;
     e->inflight = g->inflight;
     e->stream_ids = g->stream_ids;
+    e->async_connections = g->async_connections;
+    e->async_stream_ids = g->async_stream_ids;
   }
   return 0;
 }

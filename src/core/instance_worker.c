@@ -1,5 +1,5 @@
 /* The instance's side of each worker thread: the hooks that build and tear down a tdm_proxy_worker_t
- * (buffer pool, backend, epoch and topology references), the handlers of CONF_SWAP, DRAIN and
+ * (buffer pool, backend, epoch, TLS and topology references), the handlers of CONF_SWAP, DRAIN and
  * STATS_REQ, and the main loop's ways to reach every worker: fire-and-forget CALLs (topology, events)
  * and a broadcast with a reply per worker (listener start, reload acknowledgement).
  *
@@ -40,6 +40,8 @@ static int hook_init(tdm_worker_t *w)
   tdm_instance_t *inst = pw->instance;
   pw->worker = w;
   pw->loop = &w->loop;
+  pw->journal = inst->journal; /* written before this thread was created */
+  pw->version_refused = tdm__instance_version_refused;
   tdm_list_init(&pw->clients);
   tdm_buf_pool_init(&pw->buf_pool, TDM__INSTANCE_BUF_BLOCK, TDM__INSTANCE_BUF_FREE);
   tdm_list_init(&slot_of(pw)->holds);
@@ -48,6 +50,8 @@ static int hook_init(tdm_worker_t *w)
     if (rc < 0)
       return rc;
     inst->plug.backend_set_conf(pw->backend, pw->conf);
+    if (inst->plug.backend_set_tls)
+      inst->plug.backend_set_tls(pw->backend, &pw->tls);
   }
   if (inst->plug.route_set_schema_hook)
     tdm__instance_schema_hook_init(slot_of(pw));
@@ -113,6 +117,7 @@ static void hook_fini(tdm_worker_t *w)
   }
   tdm_conf_unref(pw->conf);
   pw->conf = NULL;
+  tdm_tls_set_clear(&pw->tls); /* open connections hold their own context references */
   tdm_buf_pool_destroy(&pw->buf_pool);
 }
 
@@ -160,6 +165,13 @@ static void on_stats_req(tdm_worker_t *w, tdm_msg_t *m)
     uint64_t lt = inst->plug.backend_late_responses(pw->backend, TDM_CONF_TARGET);
     snap->stats.late_responses_origin = TDM_MAX(snap->stats.late_responses_origin, lo);
     snap->stats.late_responses_target = TDM_MAX(snap->stats.late_responses_target, lt);
+  }
+  if (pw->backend && inst->plug.backend_failed_connections) {
+    /* counted by the backend, which sees every connection attempt (the route never does) */
+    snap->stats.failed_connections_origin = inst->plug.backend_failed_connections(pw->backend, TDM_CONF_ORIGIN, false);
+    snap->stats.failed_connections_target = inst->plug.backend_failed_connections(pw->backend, TDM_CONF_TARGET, false);
+    snap->stats.failed_connections_async = inst->plug.backend_failed_connections(pw->backend, TDM_CONF_ORIGIN, true) +
+                                           inst->plug.backend_failed_connections(pw->backend, TDM_CONF_TARGET, true);
   }
   for (int c = 0; c < 2; c++) {
     const tdm_topology_t *t = pw->topology[c];
@@ -417,6 +429,41 @@ void tdm__instance_publish_conf(tdm_instance_t *inst, tdm_conf_t *conf)
     }
     if (tdm_worker_send(inst->wptrs[i], m) < 0)
       tdm_msg_free(m); /* releases the reference */
+  }
+}
+
+/* A worker's new TLS contexts: the frontend reads pw->tls at each accept, the backend keeps a copy. */
+static void tls_run(void *arg)
+{
+  tdm_tls_set_t *set = arg;
+  tdm_proxy_worker_t *pw = current_pw();
+  tdm_tls_set_t old = pw->tls;
+  pw->tls = *set; /* the message's references become the worker's */
+  if (pw->backend && pw->instance->plug.backend_set_tls)
+    pw->instance->plug.backend_set_tls(pw->backend, &pw->tls);
+  tdm_tls_set_clear(&old);
+  free(set);
+}
+
+static void tls_cancel(void *arg)
+{
+  tdm_tls_set_clear(arg);
+  free(arg);
+}
+
+void tdm__instance_publish_tls(tdm_instance_t *inst)
+{
+  for (unsigned i = 0; i < inst->nstarted; i++) {
+    tdm_tls_set_t *set = calloc(1, sizeof(*set));
+    tdm_msg_t *m = set ? tdm_msg_new_call(tls_run, set, tls_cancel) : NULL;
+    if (!m) {
+      free(set);
+      tdm_log_error(NULL, "worker %u: out of memory publishing TLS contexts; it keeps the previous ones", i);
+      continue;
+    }
+    tdm_tls_set_copy(set, &inst->tls);
+    if (tdm_worker_send(inst->wptrs[i], m) < 0)
+      tdm_msg_free(m); /* runs tls_cancel */
   }
 }
 

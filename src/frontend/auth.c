@@ -112,6 +112,8 @@ int tdm__auth_response(tdm_client_t *c, const tdm_frame_header_t *h, const uint8
     uint64_t ttl = pw->conf ? (uint64_t)TDM_MAX(pw->conf->auth_cache_ttl_ms, 0) : 0;
     c->cache_hit = tdm_auth_cache_check(&c->fe->auth, t.authzid, t.user, t.password,
                                         tdm_time_loop_ms(pw->loop), ttl);
+    /* a cache hit asks the backend for readiness only: no login checks the password again (§2.2 step 4) */
+    c->creds.verified = c->cache_hit;
     tdm_log_debug(c->conn.tag, "SASL PLAIN for '%s'%s", c->creds.user, c->cache_hit ? " (cached)" : "");
     c->plain_started = false;
     c->hs_answer = TDM_OP_AUTH_SUCCESS;

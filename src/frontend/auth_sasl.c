@@ -153,6 +153,12 @@ int tdm_auth_cache_put(tdm_auth_cache_t *c, tdm_str_t authzid, tdm_str_t user, t
   return 0;
 }
 
+void tdm_auth_cache_forget(tdm_auth_cache_t *c, tdm_str_t authzid, tdm_str_t user)
+{
+  tdm_auth_entry_t *e = find(c, authzid, user);
+  if (e) drop(c, (size_t)(e - c->entries));
+}
+
 void tdm_auth_cache_expire(tdm_auth_cache_t *c, uint64_t now_ms, uint64_t ttl_ms)
 {
   /* entries are in verification order, so the expired ones are a prefix */

@@ -134,6 +134,13 @@ static void on_close(tdm_conn_t *conn, int reason)
   tdm__client_handshake_done(c);
   tdm__client_out_free(c);
   tdm__auth_wipe(c);
+  if (tdm_tls_is_error(reason)) {
+    /* only this socket closes (§11.4); a failure after the handshake is not a refusal */
+    if (reason != TDM_ETLS_PROTOCOL) pw->stats.client_refused_tls++;
+    const char *why = tdm_tls_error(conn);
+    tdm_log_warn(conn->tag, "%s: %s", reason == TDM_ETLS_PROTOCOL ? "TLS session failed" : "TLS handshake refused",
+                 why ? why : tdm_strerror(reason));
+  }
   int slot = c->counted_version ? version_slot(c->view.version) : -1;
   if (slot >= 0) pw->stats.client_versions[slot]--;
   TDM_ASSERT(fe->admitted > 0 && pw->stats.client_connections > 0);
@@ -202,8 +209,11 @@ int tdm__client_accept(tdm_frontend_t *fe, uv_os_sock_t fd)
   rc = tdm_conn_open(&c->conn, fd);
   if (rc == 0) {
     tdm_sockaddr_format(&c->conn.peer, c->peer, sizeof(c->peer));
-    rc = tdm_conn_read_start(&c->conn);
+    /* client-facing TLS: the first byte tells a ClientHello from plaintext CQL (net/tls.h); a failed
+     * handshake closes this socket with a TDM_ETLS_* reason (on_close counts and logs it) */
+    if (pw->tls.client) rc = tdm_tls_server(&c->conn, pw->tls.client, pw->tls.allow_plaintext, NULL);
   }
+  if (rc == 0) rc = tdm_conn_read_start(&c->conn);
   if (rc < 0) {
     tdm_conn_close(&c->conn, rc); /* no-op when already closing */
     return rc;

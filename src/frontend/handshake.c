@@ -139,6 +139,8 @@ static void session_failed(tdm_client_t *c, int k, int err, const uint8_t *body,
     c->fe->learned_gen[k] = t ? t->generation : 0;
     tdm_log_info(c->conn.tag, "%s refused protocol version %u during a client handshake", cluster_name(k),
                  (unsigned)c->view.version);
+    /* this worker stops offering it now; the control connection publishes it to every worker (§3) */
+    if (pw->version_refused) pw->version_refused(pw, k, c->view.version);
     tdm__client_refuse_version(c, c->view.version);
     return;
   }
@@ -147,7 +149,11 @@ static void session_failed(tdm_client_t *c, int k, int err, const uint8_t *body,
     drop_password(c);
     c->plain_started = false;
     if (k == c->auth_cluster) {
-      /* the client's own credentials: the cluster's answer, verbatim; the client may retry */
+      /* the client's own credentials: the cluster's answer, verbatim; the client may retry. A cached
+       * identity the cluster now refuses (password changed) is forgotten: the retry logs in afresh. */
+      if (c->cache_hit && c->creds.user)
+        tdm_auth_cache_forget(&c->fe->auth, tdm_str_from(c->creds.authzid), tdm_str_from(c->creds.user));
+      c->cache_hit = false;
       tdm__client_send_bytes(c, c->hs_stream, TDM_OP_ERROR, body, len, false);
       tdm__client_set_state(c, TDM_CLIENT_AUTHENTICATING);
       return;
@@ -162,7 +168,7 @@ static void session_failed(tdm_client_t *c, int k, int err, const uint8_t *body,
     return;
   }
   pw->stats.handshakes_backend_failed++;
-  char why[256];
+  char why[512]; /* a TLS reason names its file: room for it (tdm__client_send_error's cap) */
   if (reason && strncmp(reason, "tandem: ", 8) == 0)
     snprintf(why, sizeof(why), "%s", reason);
   else if (have)

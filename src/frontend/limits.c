@@ -160,6 +160,8 @@ int tdm__refusal_accept(tdm_frontend_t *fe, uv_os_sock_t fd)
   tdm__frontend_arm_timer(fe);
   tdm_conn_set_name(&r->conn, 'R', ++fe->next_id);
   rc = tdm_conn_open(&r->conn, fd);
+  /* a TLS client reads its OVERLOADED answer through TLS too */
+  if (rc == 0 && pw->tls.client) rc = tdm_tls_server(&r->conn, pw->tls.client, pw->tls.allow_plaintext, NULL);
   if (rc == 0) rc = tdm_conn_read_start(&r->conn);
   if (rc < 0) tdm_conn_close(&r->conn, rc);
   else tdm_log_debug(r->conn.tag, "over the connection limit: refusing");

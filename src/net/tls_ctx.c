@@ -253,24 +253,17 @@ void tdm_tls_set_clear(tdm_tls_set_t *s)
 
 /* ---- error names ---- */
 
-const char *tdm_tls_strerror(int err)
-{
-  switch (err) {
-#define TDM_TLS_ERRNO_CASE(name, val, text) case TDM_##name: return text;
-    TDM_TLS_ERRNO_MAP(TDM_TLS_ERRNO_CASE)
-#undef TDM_TLS_ERRNO_CASE
-  default:
-    return tdm_strerror(err);
-  }
-}
+const char *tdm_tls_strerror(int err) { return tdm_strerror(err); }
 
 bool tdm_tls_is_error(int err)
 {
   switch (err) {
-#define TDM_TLS_ERRNO_IS(name, val, text) case TDM_##name: return true;
-    TDM_TLS_ERRNO_MAP(TDM_TLS_ERRNO_IS)
-#undef TDM_TLS_ERRNO_IS
-  default:
-    return false;
+  case TDM_ETLS_HANDSHAKE:
+  case TDM_ETLS_VERIFY:
+  case TDM_ETLS_REJECTED:
+  case TDM_ETLS_PLAINTEXT:
+  case TDM_ETLS_PROTOCOL:
+  case TDM_ETLS_FILE: return true;
+  default: return false;
   }
 }

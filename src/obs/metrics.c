@@ -182,6 +182,13 @@ static void render_proxy(const render_t *r, const tdm_metrics_input_t *in)
   sample0(r, "client_connections_total", s->client_connections);
 }
 
+/* Whether a node gets {p}_async_* rows: every node of the secondary cluster (where mirrored reads go,
+ * §12), and any other node still holding async-pool connections or ids (after a primary flip). */
+static bool async_row(const tdm_metrics_input_t *in, const tdm_metrics_node_t *n)
+{
+  return n->cluster == 1 - in->primary_cluster || n->async_connections || n->async_stream_ids;
+}
+
 static void render_nodes(const render_t *r, const tdm_metrics_input_t *in)
 {
   const tdm_proxy_stats_t *s = r->st;
@@ -205,8 +212,8 @@ static void render_nodes(const render_t *r, const tdm_metrics_input_t *in)
     snprintf(name, sizeof(name), "%s_connections_total", cluster_label[c]);
     family(r, name, "gauge", "Open backend pool connections, by node");
     for (size_t i = 0; i < in->n_nodes; i++)
-      if (c < 2 && in->nodes[i].cluster == c)
-        sample1(r, name, "node", in->nodes[i].name, in->nodes[i].connections);
+      if (c < 2 ? in->nodes[i].cluster == c : async_row(in, &in->nodes[i]))
+        sample1(r, name, "node", in->nodes[i].name, c < 2 ? in->nodes[i].connections : in->nodes[i].async_connections);
   }
   const uint64_t failed[3] = { s->failed_connections_origin, s->failed_connections_target,
                                s->failed_connections_async };
@@ -221,8 +228,8 @@ static void render_nodes(const render_t *r, const tdm_metrics_input_t *in)
     snprintf(name, sizeof(name), "%s_used_stream_ids_total", cluster_label[c]);
     family(r, name, "gauge", "Stream ids in use on backend pool connections, by node");
     for (size_t i = 0; i < in->n_nodes; i++)
-      if (c < 2 && in->nodes[i].cluster == c)
-        sample1(r, name, "node", in->nodes[i].name, in->nodes[i].stream_ids);
+      if (c < 2 ? in->nodes[i].cluster == c : async_row(in, &in->nodes[i]))
+        sample1(r, name, "node", in->nodes[i].name, c < 2 ? in->nodes[i].stream_ids : in->nodes[i].async_stream_ids);
   }
 }
 

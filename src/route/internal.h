@@ -233,6 +233,18 @@ void tdm__route_async_done(tdm_route_req_t *req);
 
 /* ---- metrics (request.c) ---- */
 tdm_request_error_t tdm__route_error_class(uint32_t code);
+/* What went wrong on a leg, for logs and the journal: "<CODE>: <message>" of its ERROR (made-up ones
+ * included), "no response from <C> within <n> ms", "connection to <C> <node> lost", or, for a secondary
+ * PRIMARY_WINS never sent, "UNAVAILABLE: tandem: no reachable <C> node (not sent)". */
+void tdm__route_leg_error_text(tdm_route_req_t *req, const tdm__route_leg_t *rl, char *buf, size_t cap);
+
+/* ---- divergence.c ---- */
+/* A dual write applied on one cluster and failed (or, under PRIMARY_WINS, was not sent) on `failed`:
+ * write_divergence_total{kind,failed_on}, a WARN line, and a journal line when the epoch asks for one. */
+void tdm__route_divergence(tdm_route_req_t *req, int failed);
+/* Both legs of an LWT returned [applied] and the values differ: lwt_applied_mismatch_total, WARN, and
+ * a journal line of kind lwt_mismatch. */
+void tdm__route_lwt_mismatch(tdm_route_req_t *req, bool origin_applied);
 
 static inline tdm_proxy_worker_t *tdm__route_pw(const tdm_route_req_t *req) { return req->rw->pw; }
 static inline uint64_t tdm__route_now(const tdm_route_req_t *req) { return uv_now(req->rw->pw->loop); }

@@ -196,6 +196,17 @@ static uint64_t *inflight_gauge(tdm_route_req_t *req)
                                  : &st->writes_inflight;
 }
 
+/* pool_queue_wait (§13.1): how long a leg the backend had to queue waited, from its hand-over to its
+ * write, or to `now` when it is given up while still queued. Observed once per hand-over, at the leg's
+ * first outcome; the bounds are metrics_origin_latency_buckets_ms (core/proxy.h). */
+static void queue_wait(tdm_route_req_t *req, const tdm__route_leg_t *rl)
+{
+  if (!rl->leg.queued) return;
+  uint64_t until = rl->leg.sent_at_ms ? rl->leg.sent_at_ms : tdm__route_now(req);
+  tdm_hist_observe(&tdm__route_pw(req)->stats.pool_queue_wait, &req->conf->metrics_origin_latency_buckets_ms,
+                   until > rl->sent_ms ? (double)(until - rl->sent_ms) : 0.0);
+}
+
 /* ---- legs ---- */
 
 void tdm__route_leg_set_body(tdm__route_leg_t *rl, tdm_slice_t *slice, size_t off, size_t len, uint8_t flags)
@@ -301,6 +312,7 @@ static void on_leg_response(tdm_leg_t *leg, const tdm_frame_header_t *h, tdm_sli
   tdm__route_leg_t *rl = TDM_CONTAINER_OF(leg, tdm__route_leg_t, leg);
   TDM_ASSERT(rl->state == TDM__LEG_SENT || rl->state == TDM__LEG_REPREPARE);
   tdm__route_enter(req);
+  queue_wait(req, rl);
   node_text(req, rl);
   bool was_reprepare = rl->state == TDM__LEG_REPREPARE;
   tdm__route_leg_response(req, rl, h, slice, body, len);
@@ -327,6 +339,7 @@ static void on_leg_failure(tdm_leg_t *leg, int err, bool written, const char *re
   tdm__route_leg_t *rl = TDM_CONTAINER_OF(leg, tdm__route_leg_t, leg);
   TDM_ASSERT(rl->state == TDM__LEG_SENT || rl->state == TDM__LEG_REPREPARE);
   tdm__route_enter(req);
+  queue_wait(req, rl);
   snprintf(rl->node, sizeof(rl->node), "%s", reason ? reason : "");
   if (rl->state == TDM__LEG_REPREPARE) {
     /* The re-prepare itself failed: the statement never ran here (§7.3). */
@@ -376,6 +389,41 @@ static void synth_message(tdm_route_req_t *req, const tdm__route_leg_t *rl, char
              rl->node[0] ? " " : "", rl->node);
     break;
   }
+}
+
+void tdm__route_leg_error_text(tdm_route_req_t *req, const tdm__route_leg_t *rl, char *buf, size_t cap)
+{
+  char msg[512];
+  if (rl->state == TDM__LEG_IDLE && req->secondary_skipped) {
+    /* PRIMARY_WINS with the secondary unreachable at dispatch: the leg was never sent (§6.2) */
+    tdm_agg_format_unreachable(msg, sizeof(msg), rl->cluster);
+    snprintf(buf, cap, "%s: %s (not sent)", tdm_error_code_name(TDM_ERR_UNAVAILABLE), msg);
+    return;
+  }
+  switch (rl->agg.outcome) {
+  case TDM_AGG_SILENT:
+    snprintf(buf, cap, "no response from %s within %d ms", tdm_agg_cluster_name(rl->cluster),
+             req->conf->proxy_request_timeout_ms);
+    return;
+  case TDM_AGG_LOST:
+    snprintf(buf, cap, "connection to %s %s lost", tdm_agg_cluster_name(rl->cluster), rl->node[0] ? rl->node : "?");
+    return;
+  case TDM_AGG_ERROR: break;
+  default: snprintf(buf, cap, "no outcome"); return;
+  }
+  if (rl->synth) {
+    synth_message(req, rl, msg, sizeof(msg));
+    snprintf(buf, cap, "%s: %s", tdm_error_code_name(rl->agg.code), msg);
+    return;
+  }
+  tdm__msg_t m;
+  uint32_t code = rl->agg.code;
+  tdm_str_t text = TDM_STR("");
+  bool opened = rl->resp && tdm__route_resp_open(req, rl, &m) == 0;
+  if (opened && tdm_response_peek_error_code(m.buf + m.msg_off, m.len - m.msg_off, &code, &text) < 0)
+    text = TDM_STR("");
+  snprintf(buf, cap, "%s: %.*s", tdm_error_code_name(code), (int)text.len, text.ptr ? text.ptr : "");
+  if (opened) tdm__route_msg_close(tdm__route_pw(req), &m);
 }
 
 static void respond_error(tdm_route_req_t *req, const tdm_response_error_t *e)
@@ -510,25 +558,7 @@ static void lwt_compare(tdm_route_req_t *req)
     if (rc < 0 || (a[c] != TDM_RESPONSE_APPLIED_TRUE && a[c] != TDM_RESPONSE_APPLIED_FALSE)) return;
   }
   if (a[0] == a[1]) return;
-  rw->pw->stats.lwt_applied_mismatch++;
-  const tdm_client_view_t *v = tdm_client_view(req->client);
-  tdm_log_warn(NULL, "C-%llu lwt_mismatch: [applied] %s on ORIGIN, %s on TARGET",
-               (unsigned long long)v->id, a[0] == TDM_RESPONSE_APPLIED_TRUE ? "true" : "false",
-               a[1] == TDM_RESPONSE_APPLIED_TRUE ? "true" : "false");
-}
-
-/* A dual write applied on one side only (or sent to one side only under PRIMARY_WINS): counted in
- * write_divergence_total{kind,failed_on} and logged (the JSON journal is not written yet). */
-static void divergence(tdm_route_req_t *req, int failed, const char *what)
-{
-  tdm_proxy_stats_t *st = &tdm__route_pw(req)->stats;
-  int kind = (req->cflags & TDM_CLASSIFY_F_LWT) ? 2 : req->batch_type == TDM_BATCH_COUNTER ? 1 : 0;
-  st->write_divergence[kind][failed]++;
-  const tdm_client_view_t *v = tdm_client_view(req->client);
-  tdm_log_warn(NULL, "C-%llu divergent %s: applied on %s, failed on %s: %s (epoch %llu)",
-               (unsigned long long)v->id, kind == 2 ? "lwt" : kind == 1 ? "counter" : "write",
-               tdm_agg_cluster_name(1 - failed), tdm_agg_cluster_name(failed), what,
-               (unsigned long long)req->conf->epoch);
+  tdm__route_lwt_mismatch(req, a[0] == TDM_RESPONSE_APPLIED_TRUE);
 }
 
 static void complete(tdm_route_req_t *req, const tdm_agg_decision_t *d)
@@ -551,9 +581,10 @@ static void complete(tdm_route_req_t *req, const tdm_agg_decision_t *d)
     }
   }
   if (req->route.dest == TDM_ROUTE_BOTH && req->kind == TDM__REQ_FORWARD) {
-    if (d->divergent) divergence(req, (d->failed & 1u) ? TDM_CONF_ORIGIN : TDM_CONF_TARGET, "error or timeout");
+    /* one line per divergent write (§6.2): counted, logged and journaled by divergence.c */
+    if (d->divergent) tdm__route_divergence(req, (d->failed & 1u) ? TDM_CONF_ORIGIN : TDM_CONF_TARGET);
     int p = req->conf->primary_cluster;
-    if (req->secondary_skipped && req->legs[p].agg.outcome == TDM_AGG_OK) divergence(req, 1 - p, "unreachable");
+    if (req->secondary_skipped && req->legs[p].agg.outcome == TDM_AGG_OK) tdm__route_divergence(req, 1 - p);
     if (d->applied == 3u) {
       if ((req->cflags & TDM_CLASSIFY_F_LWT) || req->opcode == TDM_OP_BATCH) lwt_compare(req);
       if (req->opcode == TDM_OP_EXECUTE) tdm__route_record_metadata_ids(req);
@@ -614,6 +645,13 @@ static void on_timer(uv_timer_t *t)
     tdm__route_leg_t *rl = &req->legs[c];
     if (rl->state != TDM__LEG_SENT && rl->state != TDM__LEG_REPREPARE) continue;
     bool queued = rl->state == TDM__LEG_SENT && rl->leg.sent_at_ms == 0; /* never written: nothing ran */
+    queue_wait(req, rl);
+    if (rl->state == TDM__LEG_REPREPARE) {
+      /* the internal PREPARE got no answer in time: that re-prepare failed (§7.3) */
+      tdm_proxy_stats_t *st = &rw->pw->stats;
+      (*(rl->cluster == TDM_CONF_ORIGIN ? &st->pscache_reprepares_failed_origin
+                                        : &st->pscache_reprepares_failed_target))++;
+    }
     tdm_backend_abandon(&rl->leg);
     rl->state = TDM__LEG_ABANDONED;
     if (queued) {

@@ -64,6 +64,7 @@ typedef struct sess_s {
   bool creds;           /* the key carried client credentials */
   char user[64];        /* ... their user */
   char password[64];    /* ... and password */
+  bool verified;        /* ... already verified by the caller (its cache): readiness only */
   uint8_t version;      /* key version */
   tdm_compression_t compression; /* key compression */
 } sess_t;
@@ -198,6 +199,7 @@ int tdm_backend_session_open(tdm_backend_t *be, int cluster, const tdm_session_k
     s->creds = true;
     snprintf(s->user, sizeof(s->user), "%s", key->creds->user ? key->creds->user : "");
     snprintf(s->password, sizeof(s->password), "%s", key->creds->password ? key->creds->password : "");
+    s->verified = key->creds->verified;
   }
   int k = cluster;
   s->mode = H->nscript[k] ? H->script[k][0] : SESS_OK;

@@ -13,6 +13,7 @@
 #include <tandem/common.h>
 #include <tandem/conf/conf.h>
 #include <tandem/net/buf.h>
+#include <tandem/net/tls.h>
 #include <tandem/proto/compress.h>
 #include <tandem/proto/frame.h>
 #include <tandem/backend/topology.h>
@@ -27,7 +28,9 @@ typedef struct tdm_leg_s tdm_leg_t;
 typedef struct tdm_credentials_s {
   const char *authzid;   /* SASL authorization id, "" if none */
   const char *user;      /* user name */
-  const char *password;  /* password (secret: never logged) */
+  const char *password;  /* password (secret: never logged); NULL: the identity's pools know it */
+  bool verified;         /* session_open only: the caller already verified this password (its
+                            verified-identity cache, §2.2 step 4), so no login checks it again */
 } tdm_credentials_t;
 
 /* What a pool connection must share with the client it serves (architecture §3). */
@@ -64,6 +67,8 @@ struct tdm_leg_s {
   /* out, valid from the first callback on */
   int node;                       /* index of the node that got the leg, -1 before */
   uint64_t sent_at_ms;            /* loop time when written, 0 if never */
+  bool queued;                    /* it waited in a pool queue (no free stream id or no READY connection);
+                                     set as soon as it is queued, so also valid at abandon time */
   /* backend-private */
   tdm_backend_conn_t *conn;       /* connection it was written to or queued on */
   int32_t stream;                 /* backend stream id, -1 while unassigned */
@@ -92,6 +97,10 @@ void tdm_backend_close(tdm_backend_t *be);
  * after their first successful connection. */
 void tdm_backend_set_conf(tdm_backend_t *be, tdm_conf_t *conf);
 void tdm_backend_set_topology(tdm_backend_t *be, tdm_topology_t *topology);
+/* The TLS contexts new pool connections use (a reference on each; the worker's copy of the instance's
+ * set, swapped on reload). A connection keeps the context it was opened with. A cluster without a
+ * context in the set is reached in plaintext; nothing changes for plaintext connections. */
+void tdm_backend_set_tls(tdm_backend_t *be, const tdm_tls_set_t *tls);
 
 /* Whether `cluster` has at least one node a leg could go to now (all-or-nothing dispatch, §6.1). */
 bool tdm_backend_reachable(const tdm_backend_t *be, int cluster);
@@ -108,7 +117,10 @@ void tdm_backend_abandon(tdm_leg_t *leg);
  * NULL with a tandem reason text in `reason`.
  * The callback always runs later from the loop, never inside session_open. With key->creds, a new
  * connection checks exactly those credentials (a pool never vouches for a password it has not just seen
- * accepted); on success the pool adopts them. Errors:
+ * accepted); on success the pool adopts them. With key->creds->verified (a cache hit of the caller),
+ * nothing is checked: a READY connection of the identity's pool on any eligible node answers at once,
+ * otherwise one more pool connection opens with the password the pool already holds (a new pool takes
+ * key->creds->password), and its refusal (e.g. a changed password) is reported like any other. Errors:
  *   TDM_EPROTO_VERSION  the node refused the version (PROTOCOL_ERROR "Invalid or unsupported protocol
  *                       version" / "Beta version", body = that ERROR), or sent an undecodable reply (no body)
  *   TDM_EINVAL          the cluster refused with another ERROR (BAD_CREDENTIALS, USE failed): body set
@@ -123,14 +135,23 @@ TDM_MUSTCHECK int tdm_backend_session_open(tdm_backend_t *be, int cluster, const
 /* Cancels a pending session_open callback (the client went away). */
 void tdm_backend_session_cancel(tdm_backend_t *be, tdm_session_cb cb, void *arg);
 
-/* Gauges for metrics: pool connections, in-flight legs and used stream ids per node of a cluster. */
+/* Gauges for metrics: pool connections, in-flight legs and used stream ids per node of a cluster, with
+ * the dedicated async-read pools (§12) apart ({p}_async_connections_total, _async_used_stream_ids_total). */
 typedef struct tdm_backend_node_stats_s {
-  uint32_t connections;  /* open pool connections (sync + async) */
-  uint32_t inflight;     /* legs written and not answered (abandoned ones excluded) */
-  uint32_t stream_ids;   /* stream ids held by legs, abandoned ones included; internal ids excluded, so
-                            an idle node reads 0 even while a heartbeat is out */
+  uint32_t connections;       /* open connections of the synchronous pools */
+  uint32_t inflight;          /* legs written and not answered (abandoned ones excluded), sync + async */
+  uint32_t stream_ids;        /* stream ids held by legs of the synchronous pools, abandoned ones included;
+                                 internal ids excluded, so an idle node reads 0 even while a heartbeat is out */
+  uint32_t async_connections; /* open connections of the async-read pools */
+  uint32_t async_stream_ids;  /* stream ids held by legs of the async-read pools (same rules) */
 } tdm_backend_node_stats_t;
 void tdm_backend_node_stats(const tdm_backend_t *be, int cluster, size_t node, tdm_backend_node_stats_t *out);
+/* Pool connections to `cluster` that failed before READY ({p}_proxy_failed_connections_total,
+ * {p}_{origin,target,async}_failed_connections_total): connect refused or timed out, TLS or handshake
+ * failure, handshake timeout, a refusal by the cluster. Not counted: a client's own credentials
+ * rejected during verification (the connection worked; the password did not), and connections closed
+ * on purpose (node left, backend closing). `async` selects the async-read pools instead of the sync ones. */
+uint64_t tdm_backend_failed_connections(const tdm_backend_t *be, int cluster, bool async);
 /* Responses that arrived for abandoned legs (proxy_late_responses_total{cluster}). */
 uint64_t tdm_backend_late_responses(const tdm_backend_t *be, int cluster);
 

@@ -10,6 +10,7 @@
 #include <tandem/common.h>
 #include <tandem/conf/conf.h>
 #include <tandem/backend/topology.h>
+#include <tandem/net/tls.h>
 
 typedef struct tdm_control_s tdm_control_t;
 
@@ -31,6 +32,9 @@ TDM_MUSTCHECK int tdm_control_new(void *loop, int cluster, tdm_conf_t *conf, con
 void tdm_control_start(tdm_control_t *c);
 /* A new epoch: live keys (heartbeat interval, backoff) apply at once. */
 void tdm_control_set_conf(tdm_control_t *c, tdm_conf_t *conf);
+/* The TLS context of this cluster in `tls` (a reference is taken) for the next connection attempts;
+ * the connection in use keeps its own. No context: plaintext. Call before start and on each reload. */
+void tdm_control_set_tls(tdm_control_t *c, const tdm_tls_set_t *tls);
 /* Schema agreement (§5.3): cb(arg, agreed) once every live node reports one schema_version, polled
  * every 200 ms, or with agreed=false after wait_ms. */
 void tdm_control_wait_schema_agreement(tdm_control_t *c, int wait_ms, void (*cb)(void *arg, bool agreed), void *arg);

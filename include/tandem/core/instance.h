@@ -33,14 +33,20 @@ typedef struct tdm_instance_plug_s {
   /* Optional data-plane extras (worker thread); each may be NULL. */
   uint16_t (*frontend_port)(const tdm_proxy_worker_t *pw);                  /* bound client port, for logs */
   uint64_t (*backend_late_responses)(const tdm_backend_t *be, int cluster); /* proxy_late_responses_total */
+  uint64_t (*backend_failed_connections)(const tdm_backend_t *be, int cluster, bool async); /* failed connects */
   void (*route_set_schema_hook)(tdm_proxy_worker_t *pw, const tdm_route_schema_hook_t *hook); /* §5.3 hold */
   void (*route_worker_close)(tdm_proxy_worker_t *pw);                       /* at worker stop */
+  void (*backend_set_tls)(tdm_backend_t *be, const tdm_tls_set_t *tls);     /* at init and each reload */
   /* Control plane, called on the main loop. All or none of these four. */
   int (*control_new)(void *loop, int cluster, tdm_conf_t *conf, const tdm_control_callbacks_t *cb,
                      tdm_control_t **out);
   void (*control_start)(tdm_control_t *c);
   void (*control_set_conf)(tdm_control_t *c, tdm_conf_t *conf);
   void (*control_close)(tdm_control_t *c);
+  /* Optional: the TLS contexts for the next connection attempts (before start and on each reload). */
+  void (*control_set_tls)(tdm_control_t *c, const tdm_tls_set_t *tls);
+  /* Optional: a version a node refused during a client handshake on some worker (§3, main loop). */
+  void (*control_learn_refused_version)(tdm_control_t *c, uint8_t version);
   /* Optional: schema agreement on both clusters for the route module's DDL hold (main loop). */
   void (*control_wait_schema_agreement)(tdm_control_t *c, int wait_ms, void (*cb)(void *arg, bool agreed), void *arg);
 } tdm_instance_plug_t;
@@ -55,12 +61,14 @@ typedef struct tdm_instance_plug_s {
 #define TDM_INSTANCE_PLUG_BACKEND                                                                         \
   .backend_new = tdm_backend_new, .backend_close = tdm_backend_close, .backend_set_conf = tdm_backend_set_conf, \
   .backend_set_topology = tdm_backend_set_topology, .backend_node_stats = tdm_backend_node_stats,          \
-  .backend_late_responses = tdm_backend_late_responses
+  .backend_late_responses = tdm_backend_late_responses, .backend_set_tls = tdm_backend_set_tls,          \
+  .backend_failed_connections = tdm_backend_failed_connections
 #define TDM_INSTANCE_PLUG_ROUTE                                                                           \
   .route_set_schema_hook = tdm_route_set_schema_hook, .route_worker_close = tdm_route_worker_close
 #define TDM_INSTANCE_PLUG_CONTROL                                                                         \
   .control_new = tdm_control_new, .control_start = tdm_control_start, .control_set_conf = tdm_control_set_conf, \
-  .control_close = tdm_control_close, .control_wait_schema_agreement = tdm_control_wait_schema_agreement
+  .control_close = tdm_control_close, .control_wait_schema_agreement = tdm_control_wait_schema_agreement, \
+  .control_set_tls = tdm_control_set_tls, .control_learn_refused_version = tdm_control_learn_refused_version
 
 typedef struct tdm_instance_options_s {
   const char *config_path;        /* --config; NULL = defaults + environment only */

@@ -9,6 +9,7 @@
 #include <tandem/common.h>
 #include <tandem/conf/conf.h>
 #include <tandem/net/buf.h>
+#include <tandem/net/tls.h>
 #include <tandem/backend/backend.h>
 #include <tandem/backend/topology.h>
 #include <tandem/route/prepared.h>
@@ -72,7 +73,9 @@ typedef struct tdm_proxy_stats_s {
   tdm_hist_t proxy_latency[3];                 /* proxy_request_duration: reads_origin, reads_target, writes */
   tdm_hist_t cluster_latency[3][2];            /* {origin,target,async}_request_duration: [reads, writes] */
   uint64_t write_divergence[3][2];             /* write_divergence_total: [write, counter, lwt][failed_on origin, target] */
-  tdm_hist_t pool_queue_wait;                  /* pool_queue_wait_seconds: legs that waited for a stream id */
+  tdm_hist_t pool_queue_wait;                  /* pool_queue_wait_seconds: legs that waited in a pool queue for a
+                                                  stream id or a READY connection, from hand-over to write (or
+                                                  to abandonment when never written) */
 } tdm_proxy_stats_t;
 
 /* Bucket bounds each histogram must be observed with (restart-class keys, so they never change):
@@ -87,6 +90,8 @@ typedef struct tdm_proxy_worker_s {
   uv_loop_t *loop;                   /* this worker's loop */
   unsigned index;                    /* worker number, 0-based */
   tdm_conf_t *conf;                  /* current epoch (own reference); a request keeps the epoch it arrived under */
+  tdm_tls_set_t tls;                 /* TLS contexts of the current epoch (own references; a connection keeps
+                                        the context it was opened with); zeroed: no TLS anywhere */
   tdm_topology_t *topology[2];       /* current snapshots by cluster (own references), NULL until known */
   tdm_backend_t *backend;            /* this worker's pools to both clusters */
   tdm_prepared_registry_t *registry; /* shared by all workers */
@@ -97,6 +102,12 @@ typedef struct tdm_proxy_worker_s {
   tdm_proxy_stats_t stats;           /* this worker's counters */
   struct tdm_route_worker_s *route;  /* route module's state (request freelist, async cap); NULL until the
                                         first dispatch, freed by tdm_route_worker_close() */
+  struct tdm_journal_s *journal;     /* divergence journal (route/journal.h; thread-safe submit), shared by
+                                        all workers, owned by the instance; NULL when there is none */
+  /* Set by the instance (NULL in tests): a node refused `version` during a client handshake on this
+   * worker; forwards it to that cluster's control connection, whose next snapshot carries it to every
+   * worker (§3). Called on the worker thread; never blocks. */
+  void (*version_refused)(struct tdm_proxy_worker_s *pw, int cluster, uint8_t version);
 } tdm_proxy_worker_t;
 
 /* Sums b into a (for aggregation on the main thread); gauges are summed too. */

@@ -60,6 +60,8 @@ bool tdm_auth_cache_check(tdm_auth_cache_t *c, tdm_str_t authzid, tdm_str_t user
  * nothing. 0 or TDM_ENOMEM (the cache is then unchanged). */
 int tdm_auth_cache_put(tdm_auth_cache_t *c, tdm_str_t authzid, tdm_str_t user, tdm_str_t password,
                        uint64_t now_ms, uint64_t ttl_ms);
+/* Drops the identity's entry, if any (the cluster refused what the cache vouched for). */
+void tdm_auth_cache_forget(tdm_auth_cache_t *c, tdm_str_t authzid, tdm_str_t user);
 /* Drops entries older than ttl_ms. */
 void tdm_auth_cache_expire(tdm_auth_cache_t *c, uint64_t now_ms, uint64_t ttl_ms);
 void tdm_auth_cache_free(tdm_auth_cache_t *c);

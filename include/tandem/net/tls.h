@@ -15,27 +15,15 @@
 struct ssl_st;     /* OpenSSL's SSL, opaque here */
 struct ssl_ctx_st; /* OpenSSL's SSL_CTX, opaque here */
 
-/* TLS error codes. They should move into TDM_ERRNO_MAP (common.h, not this module's file) so that
- * tdm_strerror() names them; until then tdm_tls_strerror() names them and defers to tdm_strerror(). */
-#define TDM_TLS_ERRNO_MAP(X)                                                                       \
-  X(ETLS_HANDSHAKE, -20100, "TLS handshake failed")                                               \
-  X(ETLS_VERIFY,    -20101, "TLS peer certificate rejected")                                      \
-  X(ETLS_REJECTED,  -20102, "TLS peer rejected our certificate")                                  \
-  X(ETLS_PLAINTEXT, -20103, "plaintext connection refused: TLS required")                         \
-  X(ETLS_PROTOCOL,  -20104, "TLS protocol error")                                                 \
-  X(ETLS_FILE,      -20105, "TLS certificate, key or CA file unusable")
-
-enum tdm_tls_errno {
-#define TDM_TLS_ERRNO_ENUM(name, val, text) TDM_##name = (val),
-  TDM_TLS_ERRNO_MAP(TDM_TLS_ERRNO_ENUM)
-#undef TDM_TLS_ERRNO_ENUM
-};
+/* TLS error codes: TDM_ETLS_HANDSHAKE, _VERIFY (we refused the peer's certificate), _REJECTED (the
+ * peer refused ours), _PLAINTEXT, _PROTOCOL (after the handshake) and _FILE (context building), -20100
+ * and down. They live in TDM_ERRNO_MAP (common.h), so tdm_strerror() names them. */
 
 #define TDM_TLS_ERR_MAX 512   /* longest message, NUL included */
 #define TDM_TLS_NAME_MAX 256  /* longest server name (SNI / checked name), NUL included */
 #define TDM_TLS_LEG_MAX 16    /* "client", "ORIGIN", "TARGET" */
 
-/* Names a TDM_ETLS_* code, or any other code through tdm_strerror(). Never NULL. */
+/* tdm_strerror(), kept for callers of this module. Never NULL. */
 const char *tdm_tls_strerror(int err);
 /* Whether err is one of TDM_ETLS_* (a socket refused or dropped for a TLS reason). */
 bool tdm_tls_is_error(int err);

@@ -21,9 +21,11 @@
 typedef struct tdm_metrics_node_s {
   char name[TDM_METRICS_NODE_NAME_MAX]; /* `node` label: "host:port" from the topology */
   int cluster;                          /* TDM_CONF_ORIGIN or TDM_CONF_TARGET */
-  uint64_t connections;                 /* open pool connections */
+  uint64_t connections;                 /* open connections of the synchronous pools */
   uint64_t inflight;                    /* legs written and not answered */
-  uint64_t stream_ids;                  /* stream ids in use, orphans included */
+  uint64_t stream_ids;                  /* stream ids in use on the synchronous pools, orphans included */
+  uint64_t async_connections;           /* open connections of the async-read pools ({p}_async_*) */
+  uint64_t async_stream_ids;            /* stream ids in use on the async-read pools */
 } tdm_metrics_node_t;
 
 /* The standard process collectors, read from /proc/self (Linux). */

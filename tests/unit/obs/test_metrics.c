@@ -88,10 +88,12 @@ static void fill(tdm_proxy_stats_t *s)
   s->schema_waits_timeout = 60;
 }
 
+/* async pools go to the secondary (ORIGIN here: the primary is TARGET); TARGET's node still holds async
+ * connections (as after a primary flip), so it gets async rows too */
 static const tdm_metrics_node_t nodes[3] = {
-  { "10.0.0.1:9042", 0, 2, 3, 4 },
-  { "[::1]:9043", 0, 5, 6, 7 },
-  { "10.0.1.1:9042", 1, 8, 9, 10 },
+  { "10.0.0.1:9042", 0, 2, 3, 4, 11, 12 },
+  { "[::1]:9043", 0, 5, 6, 7, 0, 0 },
+  { "10.0.1.1:9042", 1, 8, 9, 10, 13, 14 },
 };
 static const tdm_metrics_process_t proc = { 1.5, 4096, 8192, 7, 1024, 1700000000.25 };
 
@@ -243,6 +245,9 @@ static const char golden[] =
   "tandem_target_connections_total{node=\"10.0.1.1:9042\"} 8\n"
   "# HELP tandem_async_connections_total Open backend pool connections, by node\n"
   "# TYPE tandem_async_connections_total gauge\n"
+  "tandem_async_connections_total{node=\"10.0.0.1:9042\"} 11\n"
+  "tandem_async_connections_total{node=\"[::1]:9043\"} 0\n"
+  "tandem_async_connections_total{node=\"10.0.1.1:9042\"} 13\n"
   "# HELP tandem_origin_failed_connections_total Backend connections that could not be opened, by node\n"
   "# TYPE tandem_origin_failed_connections_total counter\n"
   "tandem_origin_failed_connections_total{node=\"all\"} 1\n"
@@ -264,6 +269,9 @@ static const char golden[] =
   "tandem_target_used_stream_ids_total{node=\"10.0.1.1:9042\"} 10\n"
   "# HELP tandem_async_used_stream_ids_total Stream ids in use on backend pool connections, by node\n"
   "# TYPE tandem_async_used_stream_ids_total gauge\n"
+  "tandem_async_used_stream_ids_total{node=\"10.0.0.1:9042\"} 12\n"
+  "tandem_async_used_stream_ids_total{node=\"[::1]:9043\"} 0\n"
+  "tandem_async_used_stream_ids_total{node=\"10.0.1.1:9042\"} 14\n"
   "# HELP tandem_config_epoch Configuration epoch in use (1 at start, +1 per applied reload)\n"
   "# TYPE tandem_config_epoch gauge\n"
   "tandem_config_epoch 63\n"
@@ -558,7 +566,7 @@ static void test_zeroed_input(void **state)
 
 static void test_label_escaping(void **state)
 {
-  tdm_metrics_node_t odd = { "we\"ird\\host\n:1", 0, 1, 0, 0 };
+  tdm_metrics_node_t odd = { "we\"ird\\host\n:1", 0, 1, 0, 0, 0, 0 };
   tdm_metrics_input_t in = { .nodes = &odd, .n_nodes = 1 };
   char *buf = NULL;
   size_t len = 0;
