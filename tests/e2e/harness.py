@@ -312,11 +312,27 @@ def unique_key(prefix: str = "k") -> str:
 
 
 # --------------------------------------------------------------------------- processes
+_next_port = [0]
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free right now on `host` (the kernel's pick; bind it soon)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A TCP port free right now on `host`, below the kernel's ephemeral range (32768+): a port the
+    kernel picks for bind(0) can also be taken by any outgoing connection before tandem binds it."""
+    if not _next_port[0]:
+        _next_port[0] = 32768 - (os.getpid() * 7919) % 10000
+    for _ in range(10000):
+        _next_port[0] -= 1
+        if _next_port[0] < 22000:
+            _next_port[0] = 32767
+        port = _next_port[0]
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 22000-32767")
 
 
 def wait_port(host: str, port: int, timeout: float, proc: Optional[subprocess.Popen] = None) -> bool:

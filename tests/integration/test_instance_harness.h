@@ -39,14 +39,25 @@ static inline void tdm_it_sleep_ms(unsigned ms)
 /* A loopback TCP port that was free a moment ago. */
 static inline uint16_t tdm_it_free_port(void)
 {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-  assert_true(fd >= 0);
-  assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-  socklen_t len = sizeof(sa);
-  assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-  close(fd);
-  return ntohs(sa.sin_port);
+  /* Ports below the kernel's ephemeral range (32768+ by default): a port the kernel handed out for
+   * bind(0) is also a candidate for any outgoing connection, so another process's connect() could
+   * take it between this check and tandem's bind (seen under ctest -j2). Each process walks its own
+   * pid-seeded sequence and skips ports that cannot be bound now. */
+  static uint32_t next;
+  if (!next) next = 20000u + ((uint32_t)getpid() * 7919u) % 12000u;
+  for (int tries = 0; tries < 12000; tries++) {
+    uint16_t port = (uint16_t)(20000u + (next++ - 20000u) % 12000u);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    int one = 1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+    close(fd);
+    if (rc == 0) return port;
+  }
+  fail_msg("no free port in 20000-31999");
+  return 0;
 }
 
 /* Whether something accepts TCP connections on 127.0.0.1:port. */
