@@ -34,7 +34,8 @@ ENV = {  # name: (default, meaning)
     "BENCH_PROFILE": ("0", "1: perf record tandem during the 16x4 insert run (build/bench/perf-*.txt)"),
     "BENCH_BUDGET_S": ("350", "no real-cluster phase is started past this many seconds (10 min with the build)"),
     "BENCH_NICE": ("0", "niceness of every benchmark process (e.g. -5 on a shared machine; < 0 needs root)"),
-    "BENCH_PHASES": ("matrix,lowload,pipeline,alloc,idle,real", "phases to run (subset, comma-separated)"),
+    "BENCH_TLS_REQUESTS": ("300000", "pipelined INSERTs per TLS-overhead run (sequential runs use a tenth)"),
+    "BENCH_PHASES": ("matrix,lowload,pipeline,alloc,tls,idle,real", "phases to run (subset, comma-separated)"),
 }
 MATRIX = [(4, "none"), (5, "lz4")]
 WORKLOADS = ["insert", "select", "mix"]
@@ -299,12 +300,76 @@ class Bench:
             self.alloc_phase(tandem, tp)
             if tandem.poll() is not None:
                 self.note("tandem exited (status %s) during the allocation count" % tandem.returncode)
+        if tandem and not skip and phase("tls"):
+            self.tls_phase(tandem, tp, oport, tport)
         if tandem:
             self.stop(tandem)
         if phase("idle"):
             self.idle_phase(oport, tport, skip)
         self.stop(origin)
         self.stop(target)
+
+    def tls_phase(self, tandem, tp, oport, tport):
+        """Client-facing TLS overhead: a second tandem with proxy_tls_cert_path/key_path (throwaway self-signed
+        certificate), driven by tests/bench/tls_overhead.py (tdm-bench has no TLS transport); the same client
+        drives the plaintext tandem. Rows: scenario "tls", path "tandem" / "tandem-tls"."""
+        import shutil
+        import tempfile
+        tmp = tempfile.mkdtemp(prefix="tandem-bench-tls-")
+        crt, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+        try:
+            gen = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+                                  "-addext", "subjectAltName=IP:127.0.0.1", "-days", "2", "-keyout", key, "-out", crt],
+                                 capture_output=True, text=True)
+            if gen.returncode != 0:
+                self.note("TLS run skipped: openssl req failed: %s" % gen.stderr.strip()[-200:])
+                return
+            tls, tlsp = self.start_tandem("tls", ("127.0.0.1", oport), ("127.0.0.1", tport),
+                                          {"proxy_tls_cert_path": crt, "proxy_tls_key_path": key})
+            if tls is None:
+                self.note("TLS run skipped: %s" % tlsp)
+                return
+            n = int(env("BENCH_TLS_REQUESTS"))
+            client = [sys.executable, os.path.join(ROOT, "tests", "bench", "tls_overhead.py")]
+            for mode, infl, batch, reqs in (("pipelined", 64, 16, n), ("sequential", 1, 1, max(n // 10, 1000))):
+                for rep in (1, 2):
+                    for path, port, pid, extra in (("tandem", tp, tandem.pid, []),
+                                                   ("tandem-tls", tlsp, tls.pid, ["--tls", "--ca", crt])):
+                        argv = self.niced(client + ["--port", str(port), "--sample-pid", str(pid), "--requests",
+                                                    str(reqs), "--warmup", str(max(reqs // 20, 200)), "--inflight",
+                                                    str(infl), "--batch", str(batch), "--label", path] + extra)
+                        try:
+                            res = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=ROOT)
+                            out = json.loads(res.stdout.strip().splitlines()[-1]) if res.returncode == 0 else None
+                            why = None if out else (res.stderr.strip().splitlines() or ["no output"])[-1]
+                        except (subprocess.TimeoutExpired, ValueError, IndexError) as e:
+                            out, why = None, str(e)
+                        with open(os.path.join(self.logs, "tls-overhead.log"), "a") as f:
+                            f.write("$ %s\n%s\n" % (" ".join(argv), json.dumps(out) if out else why))
+                        row = {"workload": "insert", "protocol": 4, "compression": "none", "path": path,
+                               "scenario": "tls", "backend": "mock", "connections": 1, "inflight": infl,
+                               "pipeline": batch, "mode": "closed-loop", "rate": None, "tls_mode": mode,
+                               "repeat": rep, "client": "tests/bench/tls_overhead.py",
+                               "command": " ".join(argv), "ok": bool(out) and not out.get("errors")}
+                        for k in results.ROW_KEYS:
+                            row.setdefault(k, None)
+                        if out:
+                            row.update({"requests": out["requests"], "throughput_rps": out["throughput_rps"],
+                                        "errors": out["errors"], "tls_version": out.get("tls_version"),
+                                        "proxy_cpu_us_per_req": out["proxy_cpu_us_per_req"],
+                                        "proxy_cpu_sched_us_per_req": out["proxy_sched_us_per_req"],
+                                        "proxy_rss_kib": self.rss(pid)})
+                        else:
+                            row["failure"] = why
+                        self.rows.append(row)
+                        self.log("mock   tls      insert v4 %-10s %-10s %9s req/s  proxy %s us/req (sched %s)%s" % (
+                            mode, path, results._fmt(row.get("throughput_rps"), ".0f"),
+                            results._fmt(row.get("proxy_cpu_us_per_req"), ".2f"),
+                            results._fmt(row.get("proxy_cpu_sched_us_per_req"), ".2f"),
+                            "" if row["ok"] else "  FAILED: %s" % (why or "errors")))
+            self.stop(tls)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def alloc_phase(self, tandem, port):
         """Heap allocations per request in steady state. gdb counts malloc/calloc/realloc calls in tandem
@@ -533,6 +598,7 @@ class Bench:
             if f.endswith((".dat", ".png", ".json")):
                 os.remove(os.path.join(self.out, f))
         open(os.path.join(self.logs, "tdm-bench.log"), "w").close()
+        open(os.path.join(self.logs, "tls-overhead.log"), "w").close()
         self.log("machine: %d CPUs; knobs: %s" % (os.cpu_count(), ", ".join("%s=%s" % (k, env(k)) for k in ENV)))
         load0 = os.getloadavg()
         if load0[0] > os.cpu_count():
