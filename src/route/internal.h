@@ -72,7 +72,7 @@ typedef struct tdm__route_leg_s {
   size_t body_len;               /* body length */
   uint8_t body_flags;            /* frame flags that describe that body */
   uint64_t sent_ms;              /* loop time the leg was handed to the backend */
-  char node[TDM__ROUTE_NODE_MAX]; /* node that answered or failed ("" unknown) */
+  char node[TDM__ROUTE_NODE_MAX]; /* a failed leg: the backend's reason (node text); "" otherwise (see node_text) */
   bool reprepared;               /* the single re-prepare of §7.3 is used up */
   tdm_prepared_entry_t *rp_entry; /* the statement being re-prepared (own reference) */
   int rp_node;                   /* node the re-prepare and the retry are pinned to */

@@ -297,12 +297,16 @@ void tdm__route_leg_response(tdm_route_req_t *req, tdm__route_leg_t *rl, const t
     rl->agg = (tdm_agg_leg_t){ TDM_AGG_ERROR, code };
 }
 
-static void node_text(tdm_route_req_t *req, tdm__route_leg_t *rl)
+/* "host:port" of the node a leg went to, for error texts only: a failure records the backend's reason
+ * in rl->node; otherwise it is formatted here, on demand, so a successful response costs no snprintf. */
+static const char *node_text(tdm_route_req_t *req, const tdm__route_leg_t *rl, char *buf, size_t cap)
 {
+  if (rl->node[0]) return rl->node;
   const tdm_topology_t *t = tdm__route_pw(req)->topology[rl->cluster];
-  rl->node[0] = '\0';
+  buf[0] = '\0';
   if (t && rl->leg.node >= 0 && (size_t)rl->leg.node < t->n_nodes)
-    snprintf(rl->node, sizeof(rl->node), "%s:%u", t->nodes[rl->leg.node].host, t->nodes[rl->leg.node].port);
+    snprintf(buf, cap, "%s:%u", t->nodes[rl->leg.node].host, t->nodes[rl->leg.node].port);
+  return buf;
 }
 
 static void on_leg_response(tdm_leg_t *leg, const tdm_frame_header_t *h, tdm_slice_t *slice, const uint8_t *body,
@@ -313,7 +317,7 @@ static void on_leg_response(tdm_leg_t *leg, const tdm_frame_header_t *h, tdm_sli
   TDM_ASSERT(rl->state == TDM__LEG_SENT || rl->state == TDM__LEG_REPREPARE);
   tdm__route_enter(req);
   queue_wait(req, rl);
-  node_text(req, rl);
+  rl->node[0] = '\0'; /* formatted on demand by node_text() if an error text needs it */
   bool was_reprepare = rl->state == TDM__LEG_REPREPARE;
   tdm__route_leg_response(req, rl, h, slice, body, len);
   if (was_reprepare) {
@@ -384,10 +388,13 @@ static void synth_message(tdm_route_req_t *req, const tdm__route_leg_t *rl, char
     tdm_agg_format_unprepared(buf, cap, id, n);
     break;
   }
-  default:
+  default: {
+    char node[TDM__ROUTE_NODE_MAX];
+    const char *at = node_text(req, rl, node, sizeof(node));
     snprintf(buf, cap, "tandem: undecodable response from %s%s%s", tdm_agg_cluster_name(rl->cluster),
-             rl->node[0] ? " " : "", rl->node);
+             at[0] ? " " : "", at);
     break;
+  }
   }
 }
 
