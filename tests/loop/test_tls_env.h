@@ -16,6 +16,7 @@
 #include <tandem/net/conn.h>
 #include <tandem/net/tls.h>
 #include <testlib.h>
+#include "tls_certs.h"
 
 /* Each test file uses a different subset of these helpers. */
 #pragma GCC diagnostic ignored "-Wunused-function"
@@ -72,30 +73,9 @@ struct env_s {
   char dir[512];                  /* certificate directory */
 };
 
-static char g_dir[512]; /* certificate directory, found once per process */
-
-/* Generates the certificates (idempotent) and returns their directory. */
-static const char *certs_dir(void)
-{
-  if (g_dir[0]) return g_dir;
-  const char *src = getenv("TDM_SOURCE_DIR");
-  const char *bld = getenv("TDM_BUILD_DIR");
-  char cmd[1200];
-  snprintf(g_dir, sizeof(g_dir), "%s/tls-test", bld ? bld : "build");
-  snprintf(cmd, sizeof(cmd), "sh '%s/tests/data/tls/gen.sh' '%s'", src ? src : ".", g_dir);
-  if (system(cmd) != 0) fail_msg("certificate generation failed: %s", cmd);
-  return g_dir;
-}
-
-/* dir/name into a static rotation of buffers (enough for one call's arguments). */
-static const char *cert(const char *name)
-{
-  static char bufs[8][600];
-  static int next;
-  char *b = bufs[next++ % 8];
-  snprintf(b, sizeof(bufs[0]), "%s/%s", certs_dir(), name);
-  return b;
-}
+/* Certificates from tests/lib/tls_certs.h. */
+static const char *certs_dir(void) { return tdm_test_tls_dir(); }
+static const char *cert(const char *name) { return tdm_test_tls_path(name); }
 
 static void env_maybe_finish(env_t *env)
 {

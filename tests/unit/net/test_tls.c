@@ -9,30 +9,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include <tandem/net/tls.h>
-
-static char g_dir[512];
-
-static const char *dir(void)
-{
-  if (g_dir[0]) return g_dir;
-  const char *src = getenv("TDM_SOURCE_DIR");
-  const char *bld = getenv("TDM_BUILD_DIR");
-  char cmd[1200];
-  snprintf(g_dir, sizeof(g_dir), "%s/tls-test", bld ? bld : "build");
-  snprintf(cmd, sizeof(cmd), "sh '%s/tests/data/tls/gen.sh' '%s'", src ? src : ".", g_dir);
-  if (system(cmd) != 0) fail_msg("certificate generation failed: %s", cmd);
-  return g_dir;
-}
-
-/* Paths in a small rotation, so one call may take several. */
-static const char *path(const char *name)
-{
-  static char bufs[6][600];
-  static int next;
-  char *b = bufs[next++ % 6];
-  snprintf(b, sizeof(bufs[0]), "%s/%s", dir(), name);
-  return b;
-}
+#include "tls_certs.h"
 
 static const char *fmt(const char *f, ...) TDM_PRINTF(1, 2);
 static const char *fmt(const char *f, ...)
@@ -50,7 +27,7 @@ static void test_server_ctx_ok(void **state)
   (void)state;
   tdm_tls_ctx_t *ctx = NULL;
   char err[TDM_TLS_ERR_MAX] = "x";
-  assert_int_equal(tdm_tls_server_ctx_new(path("server.pem"), path("server.key"), path("ca.pem"), true, &ctx, err,
+  assert_int_equal(tdm_tls_server_ctx_new(tdm_test_tls_path("server.pem"), tdm_test_tls_path("server.key"), tdm_test_tls_path("ca.pem"), true, &ctx, err,
                                           sizeof(err)), 0);
   assert_string_equal(err, "");
   assert_non_null(ctx);
@@ -58,8 +35,8 @@ static void test_server_ctx_ok(void **state)
   assert_true(ctx->server);
   assert_true(ctx->require_client_auth);
   assert_string_equal(ctx->leg, "client");
-  assert_string_equal(ctx->ca_path, path("ca.pem"));
-  assert_string_equal(ctx->cert_path, path("server.pem"));
+  assert_string_equal(ctx->ca_path, tdm_test_tls_path("ca.pem"));
+  assert_string_equal(ctx->cert_path, tdm_test_tls_path("server.pem"));
   assert_int_equal(atomic_load(&ctx->refs), 1);
   assert_ptr_equal(tdm_tls_ctx_ref(ctx), ctx);
   assert_int_equal(atomic_load(&ctx->refs), 2);
@@ -67,7 +44,7 @@ static void test_server_ctx_ok(void **state)
   tdm_tls_ctx_unref(ctx);
   tdm_tls_ctx_unref(NULL);
   /* no CA: one-way TLS */
-  assert_int_equal(tdm_tls_server_ctx_new(path("server.pem"), path("server.key"), "", false, &ctx, err, sizeof(err)),
+  assert_int_equal(tdm_tls_server_ctx_new(tdm_test_tls_path("server.pem"), tdm_test_tls_path("server.key"), "", false, &ctx, err, sizeof(err)),
                    0);
   assert_string_equal(ctx->ca_path, "");
   tdm_tls_ctx_unref(ctx);
@@ -89,62 +66,62 @@ static void server_fails(const char *cert, const char *key, const char *ca, bool
 static void test_server_ctx_errors(void **state)
 {
   (void)state;
-  const char *d = dir();
-  server_fails(path("nope.pem"), path("server.key"), NULL, false, TDM_ETLS_FILE,
+  const char *d = tdm_test_tls_dir();
+  server_fails(tdm_test_tls_path("nope.pem"), tdm_test_tls_path("server.key"), NULL, false, TDM_ETLS_FILE,
                fmt("client TLS: cannot read certificate file '%s/nope.pem': No such file or directory", d), false);
-  server_fails(path("server.pem"), path("nope.key"), NULL, false, TDM_ETLS_FILE,
+  server_fails(tdm_test_tls_path("server.pem"), tdm_test_tls_path("nope.key"), NULL, false, TDM_ETLS_FILE,
                fmt("client TLS: cannot read private key file '%s/nope.key': No such file or directory", d), false);
-  server_fails(path("garbage.pem"), path("server.key"), NULL, false, TDM_ETLS_FILE,
+  server_fails(tdm_test_tls_path("garbage.pem"), tdm_test_tls_path("server.key"), NULL, false, TDM_ETLS_FILE,
                fmt("client TLS: certificate file '%s/garbage.pem' holds no usable PEM certificate", d), true);
-  server_fails(path("server.pem"), path("garbage.pem"), NULL, false, TDM_ETLS_FILE,
+  server_fails(tdm_test_tls_path("server.pem"), tdm_test_tls_path("garbage.pem"), NULL, false, TDM_ETLS_FILE,
                fmt("client TLS: private key file '%s/garbage.pem' holds no usable PEM private key", d), true);
-  server_fails(path("server.pem"), path("client.key"), NULL, false, TDM_ETLS_FILE,
+  server_fails(tdm_test_tls_path("server.pem"), tdm_test_tls_path("client.key"), NULL, false, TDM_ETLS_FILE,
                fmt("client TLS: private key file '%s/client.key' does not match certificate file '%s/server.pem'",
                    d, d), false);
-  server_fails(path("server.pem"), path("server.key"), path("garbage.pem"), true, TDM_ETLS_FILE,
+  server_fails(tdm_test_tls_path("server.pem"), tdm_test_tls_path("server.key"), tdm_test_tls_path("garbage.pem"), true, TDM_ETLS_FILE,
                fmt("client TLS: CA file '%s/garbage.pem' holds no usable PEM certificate", d), true);
-  server_fails(path("server.pem"), path("server.key"), path("missing-ca.pem"), true, TDM_ETLS_FILE,
+  server_fails(tdm_test_tls_path("server.pem"), tdm_test_tls_path("server.key"), tdm_test_tls_path("missing-ca.pem"), true, TDM_ETLS_FILE,
                fmt("client TLS: cannot read CA file '%s/missing-ca.pem': No such file or directory", d), false);
-  server_fails(path("server.pem"), path("server.key"), "", true, TDM_EINVAL,
+  server_fails(tdm_test_tls_path("server.pem"), tdm_test_tls_path("server.key"), "", true, TDM_EINVAL,
                "client TLS: requiring client certificates needs a CA file", false);
-  server_fails("", path("server.key"), NULL, false, TDM_EINVAL,
+  server_fails("", tdm_test_tls_path("server.key"), NULL, false, TDM_EINVAL,
                "client TLS: a certificate file and a private key file are both required", false);
-  FILE *f = fopen(path("empty.pem"), "w");
+  FILE *f = fopen(tdm_test_tls_path("empty.pem"), "w");
   assert_non_null(f);
   fclose(f);
-  server_fails(path("empty.pem"), path("server.key"), NULL, false, TDM_ETLS_FILE,
+  server_fails(tdm_test_tls_path("empty.pem"), tdm_test_tls_path("server.key"), NULL, false, TDM_ETLS_FILE,
                fmt("client TLS: certificate file '%s/empty.pem' is empty", d), false);
   /* a directory is readable by fopen on Linux but is no PEM file */
-  server_fails(d, path("server.key"), NULL, false, TDM_ETLS_FILE,
+  server_fails(d, tdm_test_tls_path("server.key"), NULL, false, TDM_ETLS_FILE,
                fmt("client TLS: cannot read certificate file '%s': Is a directory", d), false);
 }
 
 static void test_client_ctx(void **state)
 {
   (void)state;
-  const char *d = dir();
+  const char *d = tdm_test_tls_dir();
   tdm_tls_ctx_t *ctx = NULL;
   char err[TDM_TLS_ERR_MAX];
-  assert_int_equal(tdm_tls_client_ctx_new("ORIGIN", path("ca.pem"), NULL, NULL, true, &ctx, err, sizeof(err)), 0);
+  assert_int_equal(tdm_tls_client_ctx_new("ORIGIN", tdm_test_tls_path("ca.pem"), NULL, NULL, true, &ctx, err, sizeof(err)), 0);
   assert_false(ctx->server);
   assert_true(ctx->verify_hostname);
   assert_string_equal(ctx->leg, "ORIGIN");
   assert_string_equal(ctx->cert_path, "");
   tdm_tls_ctx_unref(ctx);
-  assert_int_equal(tdm_tls_client_ctx_new("TARGET", path("ca.pem"), path("client.pem"), path("client.key"), false,
+  assert_int_equal(tdm_tls_client_ctx_new("TARGET", tdm_test_tls_path("ca.pem"), tdm_test_tls_path("client.pem"), tdm_test_tls_path("client.key"), false,
                                           &ctx, err, sizeof(err)), 0);
   assert_false(ctx->verify_hostname);
-  assert_string_equal(ctx->key_path, path("client.key"));
+  assert_string_equal(ctx->key_path, tdm_test_tls_path("client.key"));
   tdm_tls_ctx_unref(ctx);
 
-  assert_int_equal(tdm_tls_client_ctx_new("TARGET", path("nope.pem"), NULL, NULL, true, &ctx, err, sizeof(err)),
+  assert_int_equal(tdm_tls_client_ctx_new("TARGET", tdm_test_tls_path("nope.pem"), NULL, NULL, true, &ctx, err, sizeof(err)),
                    TDM_ETLS_FILE);
   assert_null(ctx);
   assert_string_equal(err, fmt("TARGET TLS: cannot read CA file '%s/nope.pem': No such file or directory", d));
-  assert_int_equal(tdm_tls_client_ctx_new("ORIGIN", path("ca.pem"), path("client.pem"), NULL, true, &ctx, err,
+  assert_int_equal(tdm_tls_client_ctx_new("ORIGIN", tdm_test_tls_path("ca.pem"), tdm_test_tls_path("client.pem"), NULL, true, &ctx, err,
                                           sizeof(err)), TDM_EINVAL);
   assert_string_equal(err, "ORIGIN TLS: a client certificate and its private key go together");
-  assert_int_equal(tdm_tls_client_ctx_new("ORIGIN", path("ca.pem"), path("client.pem"), path("server.key"), true,
+  assert_int_equal(tdm_tls_client_ctx_new("ORIGIN", tdm_test_tls_path("ca.pem"), tdm_test_tls_path("client.pem"), tdm_test_tls_path("server.key"), true,
                                           &ctx, err, sizeof(err)), TDM_ETLS_FILE);
   assert_string_equal(err, fmt("ORIGIN TLS: private key file '%s/server.key' does not match certificate file "
                                "'%s/client.pem'", d, d));
@@ -167,7 +144,7 @@ static tdm_conf_t *conf(const char *extra)
 static void test_reload(void **state)
 {
   (void)state;
-  const char *d = dir();
+  const char *d = tdm_test_tls_dir();
   char err[TDM_TLS_ERR_MAX];
   char yaml[8192]; /* six paths of up to 512 bytes each fit with room to spare */
   tdm_tls_set_t set = { 0 };
@@ -278,10 +255,10 @@ static void test_attach_checks(void **state)
   tdm_conn_t conn;
   char err[TDM_TLS_ERR_MAX];
   tdm_tls_ctx_t *sctx, *cl, *noverify;
-  assert_int_equal(tdm_tls_server_ctx_new(path("server.pem"), path("server.key"), NULL, false, &sctx, err,
+  assert_int_equal(tdm_tls_server_ctx_new(tdm_test_tls_path("server.pem"), tdm_test_tls_path("server.key"), NULL, false, &sctx, err,
                                           sizeof(err)), 0);
-  assert_int_equal(tdm_tls_client_ctx_new("ORIGIN", path("ca.pem"), NULL, NULL, true, &cl, err, sizeof(err)), 0);
-  assert_int_equal(tdm_tls_client_ctx_new("ORIGIN", path("ca.pem"), NULL, NULL, false, &noverify, err,
+  assert_int_equal(tdm_tls_client_ctx_new("ORIGIN", tdm_test_tls_path("ca.pem"), NULL, NULL, true, &cl, err, sizeof(err)), 0);
+  assert_int_equal(tdm_tls_client_ctx_new("ORIGIN", tdm_test_tls_path("ca.pem"), NULL, NULL, false, &noverify, err,
                                           sizeof(err)), 0);
   assert_int_equal(uv_loop_init(&loop), 0);
   assert_int_equal(tdm_conn_ctx_init(&cctx, &loop), 0);
@@ -324,7 +301,7 @@ static void test_attach_checks(void **state)
 
 int main(void)
 {
-  (void)dir();
+  (void)tdm_test_tls_dir();
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_server_ctx_ok), cmocka_unit_test(test_server_ctx_errors),
     cmocka_unit_test(test_client_ctx),    cmocka_unit_test(test_reload),
