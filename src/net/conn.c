@@ -5,7 +5,8 @@
  *   owner --tdm_conn_write(hdr copy + slice ref)--> wq: [e0 e1 e2 | e3 e4 ...]
  *                                                        in flight   queued
  *   conn marked FLUSH on ctx->pending ──► ctx pass (prepare or check) ──► ONE transport write
- *   of up to TDM_CONN_BATCH_MAX entries (writev) ──► on_written: drop the entries, unref slices,
+ *   of up to TDM_CONN_BATCH_MAX entries (a try-writev; uv_write only for what the kernel did not take)
+ *   ──► on_written (at once when the try took everything): drop the entries, unref slices,
  *   unsent -= bytes, low watermark, queue left? mark FLUSH again : flush-close? send FIN
  *
  * Scheduling choice: a uv_check (runs right after poll, so writes queued by this iteration's read
@@ -14,8 +15,9 @@
  * wait for the next socket event). Both are started only while some connection is pending. A
  * redelivery (a yield) still due after a pass also starts a uv_idle, whose only job is to make that
  * iteration's poll non-blocking; otherwise the loop could sleep on a connection that has input. One
- * write in flight per connection means at most one write per socket per iteration: its completion is
- * delivered in the next iteration's pending phase at the earliest.
+ * write in flight per connection: a write the kernel took whole completes inside flush (a queue longer
+ * than one batch is scheduled again, the second round or the next pass writes it); a queued one
+ * completes in a later iteration's pending phase.
  *
  * Lifetime: refs starts at 1 for the open handles. tdm_conn_close runs on_close, closes the handles;
  * the last handle close callback drops that reference, and the last reference runs destroy, which
@@ -542,6 +544,8 @@ static void flush(tdm_conn_t *c)
   c->inflight = k;
   c->write_calls++;
   c->ctx->write_calls++;
+  /* written synchronously: complete now (a remainder of the queue is scheduled again by it) */
+  if (rc == TDM_TRANSPORT_WRITTEN) tdm_conn_on_written(c, 0);
 }
 
 void tdm_conn_on_written(tdm_conn_t *c, int status)

@@ -305,6 +305,7 @@ static void switch_to_plain(tdm_conn_t *c, tls_sess_t *s)
     tdm_conn_close(c, rc);
     return;
   }
+  if (rc == TDM_TRANSPORT_WRITTEN) tdm_conn_on_written(c, 0); /* the held write went out at once */
   if (cb) cb(c, 0);
 }
 
