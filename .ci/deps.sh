@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 build_pkgs=(build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
             libuv1-dev libssl-dev libyaml-dev liblz4-dev libsnappy-dev zlib1g-dev libcmocka-dev
             libmicrohttpd-dev libsystemd-dev python3 python3-venv openssl
-            prometheus gnuplot-nox lintian debhelper fakeroot dpkg-dev logrotate)
+            prometheus gnuplot-nox gdb haproxy lintian debhelper fakeroot dpkg-dev logrotate)
 # prometheus: promtool checks of /metrics and the alert rules; gnuplot-nox: the benchmark plot;
+# gdb: the benchmark's allocation count; haproxy: the benchmark's reference TCP relay (low-load latency);
 # lintian, debhelper, fakeroot, dpkg-dev: `make deb`.
 
 missing=()

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`make bench`: drives tdm-bench against two `cqlmock --fast` nodes (origin, target) on the direct path
 (client -> origin mock) and the tandem path (client -> build/tandem -> both mocks), in the same
-invocation, then an idle-connection memory test, then a shorter run against the real Cassandra clusters
+invocation (the low-load runs add a reference relay: client -> haproxy in TCP mode -> origin mock), then an idle-connection memory test, then a shorter run against the real Cassandra clusters
 when they are up. Writes build/bench/results.json, prints the table, the ratios and the budget verdicts,
 and plots latency by percentile with gnuplot. Standard library only. Knobs: see ENV below."""
 
@@ -26,6 +26,8 @@ ENV = {  # name: (default, meaning)
     "BENCH_INFLIGHT": ("4", "requests in flight per connection (closed loop)"),
     "BENCH_RATE": ("10000", "offered load of the equal-load open-loop runs, requests/s"),
     "BENCH_LOW_RATE": ("2000", "offered load of the low-load latency runs, requests/s"),
+    "BENCH_LOW_ROUNDS": ("3", "rounds of the low-load runs (direct, relay, tandem each); medians are compared"),
+    "BENCH_LOW_DURATION": ("3", "seconds measured per low-load run"),
     "BENCH_REAL_DURATION": ("3", "seconds measured per real-cluster run"),
     "BENCH_CLUSTERS": ("auto", "auto: use the real clusters if already up; start: bring them up; skip"),
     "BENCH_TANDEM_WORKERS": ("1", "tandem worker threads"),
@@ -197,8 +199,14 @@ class Bench:
 
     def run_pair(self, backend, scenario, args, direct_port, tandem_port, pids_direct, pids_tandem, workload,
                  proto, comp, tandem_skip, timeout):
+        self.run_paths(backend, scenario, args, [("direct", direct_port, pids_direct),
+                                                 ("tandem", tandem_port, pids_tandem)],
+                       workload, proto, comp, tandem_skip, timeout)
+
+    def run_paths(self, backend, scenario, args, paths, workload, proto, comp, tandem_skip, timeout, extra=None):
+        """One run per (path, port, pids), in order; rows carry `extra` (e.g. the round)."""
         common = ["--workload", workload, "--protocol", proto, "--compression", comp] + args
-        for path, port, pids in (("direct", direct_port, pids_direct), ("tandem", tandem_port, pids_tandem)):
+        for path, port, pids in paths:
             self.check_alive()
             if path == "tandem" and not tandem_skip:
                 tandem_skip = self.tandem_dead or self.broken.get((backend, proto, comp))
@@ -211,6 +219,7 @@ class Bench:
             else:
                 run = self.tdm_bench(["--port", port] + common, timeout, path, pids)
             row = results.make_row(run, scenario, backend)
+            row.update(extra or {})
             self.rows.append(row)
             self.remember_broken(run, backend, path, proto, comp)
             self.log("%-6s %-8s %-6s v%d %-4s %-6s %9s req/s  p50 %6s us  p99 %7s us  proxy %s us/req%s" % (
@@ -288,10 +297,8 @@ class Bench:
                               skip, t)
                 self.run_pair("mock", "rate", base + ["--inflight", 64, "--rate", env("BENCH_RATE")], oport, tp,
                               pids_d, pids_t, wl, proto, comp, skip, t)
-        low = ["--warmup", warm, "--duration", dur, "--connections", 4, "--inflight", 64, "--rate",
-               env("BENCH_LOW_RATE"), "--drain-timeout", 3]
-        for wl in ("insert", "select") if phase("lowload") else []:
-            self.run_pair("mock", "lowload", low, oport, tp, pids_d, pids_t, wl, 4, "none", skip, t)
+        if phase("lowload"):
+            self.lowload_phase(oport, tp, pids_d, pids_t, skip, t)
         pipe = ["--warmup", warm, "--duration", dur, "--connections", 4, "--inflight", 64, "--pipeline", 16,
                 "--drain-timeout", 3]
         if phase("pipeline"):
@@ -308,6 +315,59 @@ class Bench:
             self.idle_phase(oport, tport, skip)
         self.stop(origin)
         self.stop(target)
+
+    def lowload_phase(self, oport, tp, pids_d, pids_t, skip, timeout):
+        """Added latency at low load. On a shared 2-vCPU VM one process wake-up costs tens of microseconds,
+        and any proxy adds wake-ups, so the runs include a reference: haproxy as a plain TCP relay in front
+        of the origin mock (one thread, no parsing: the floor for any user-space proxy here). Rounds of
+        direct, relay, tandem alternate; the verdict compares medians over the rounds."""
+        relay, rport = self.start_relay(oport)
+        low = ["--warmup", env("BENCH_WARMUP"), "--duration", env("BENCH_LOW_DURATION"), "--connections", 4,
+               "--inflight", 64, "--rate", env("BENCH_LOW_RATE"), "--drain-timeout", 3]
+        try:
+            for rnd in range(1, int(env("BENCH_LOW_ROUNDS")) + 1):
+                for wl in ("insert", "select"):
+                    paths = [("direct", oport, pids_d)]
+                    if relay:
+                        paths.append(("relay", rport, {"proxy": relay.pid, "origin": pids_d["origin"]}))
+                    paths.append(("tandem", tp, pids_t))
+                    self.run_paths("mock", "lowload", low, paths, wl, 4, "none", skip, timeout, {"round": rnd})
+        finally:
+            if relay:
+                self.stop(relay)
+
+    def start_relay(self, oport):
+        """haproxy (Debian package) relaying TCP to the origin mock; (proc, port) or (None, None)."""
+        import shutil
+        hap = shutil.which("haproxy") or ("/usr/sbin/haproxy" if os.access("/usr/sbin/haproxy", os.X_OK) else None)
+        if not hap:
+            self.note("reference relay skipped: haproxy is not installed (make deps installs it)")
+            return None, None
+        port = self.free_port()
+        cfg = os.path.join(self.out, "relay-haproxy.cfg")
+        with open(cfg, "w") as f:
+            f.write("# generated by tests/bench/bench.py: a plain TCP relay, the reference for added latency\n"
+                    "global\n  nbthread 1\n  maxconn 1000\n"
+                    "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 120s\n  timeout server 120s\n"
+                    "listen relay\n  bind 127.0.0.1:%d\n  server origin 127.0.0.1:%d\n" % (port, oport))
+        p = self.spawn("relay-haproxy", [hap, "-db", "-f", cfg])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and p.poll() is None:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    self.log("reference relay: haproxy %s on 127.0.0.1:%d pid %d" % (self.hap_version(hap), port,
+                                                                                      p.pid))
+                    return p, port
+            except OSError:
+                time.sleep(0.1)
+        self.note("reference relay skipped: haproxy did not start (%s)" % self.tail("relay-haproxy"))
+        self.stop(p)
+        return None, None
+
+    @staticmethod
+    def hap_version(hap):
+        out = subprocess.run([hap, "-v"], capture_output=True, text=True).stdout.split()
+        return out[2] if len(out) > 2 else "?"
 
     def tls_phase(self, tandem, tp, oport, tport):
         """Client-facing TLS overhead: a second tandem with proxy_tls_cert_path/key_path (throwaway self-signed
@@ -624,6 +684,7 @@ class Bench:
         path = os.path.join(self.out, "results.json")
         results.write_json(path, self.rows, {"budgets": verdicts, "notes": self.notes, "cpus": os.cpu_count(),
                                              "knobs": {k: env(k) for k in ENV},
+                                             "lowload": results.lowload_summary(self.rows),
                                              "loadavg_start": load0, "loadavg_end": os.getloadavg(),
                                              "elapsed_s": round(self.elapsed(), 1)})
         png = results.plot(self.rows, self.out, self.log)
@@ -632,6 +693,10 @@ class Bench:
         print()
         print(results.ratios(self.rows))
         print()
+        low = results.lowload_text(self.rows)
+        if low:
+            print(low)
+            print()
         ex = results.extras(self.rows)
         if ex:
             print(ex)

@@ -91,24 +91,64 @@ def table(rows):
 
 
 def ratios(rows):
-    """tandem vs direct for every run that has both paths: throughput ratio, added p50/p99."""
-    key = lambda r: (r["backend"], r["scenario"], r["workload"], r.get("protocol"), r.get("compression"))
+    """tandem (and the reference relay) vs direct for every run that has both paths, round by round:
+    throughput ratio, added p50/p99."""
+    key = lambda r: (r["backend"], r["scenario"], r["workload"], r.get("protocol"), r.get("compression"),
+                     r.get("round"))
     direct = {key(r): r for r in rows if r.get("path") == "direct" and r.get("ok") and r.get("workload") != "idle"}
     out = []
-    head = "backend  scenario  workload proto      tandem/direct req/s   added p50 us   added p99 us   proxy us/req"
+    head = ("backend  scenario  workload proto     rnd   path   path/direct req/s   added p50 us   added p99 us"
+            "   proxy us/req")
     out.append(head)
     out.append("-" * len(head))
     for r in rows:
-        if r.get("path") != "tandem" or not r.get("ok") or key(r) not in direct:
+        if r.get("path") not in ("tandem", "relay") or not r.get("ok") or key(r) not in direct:
             continue
         d = direct[key(r)]
         proto = "v%s%s" % (r["protocol"], "" if r.get("compression") in (None, "none") else "+" + r["compression"])
         tr = r["throughput_rps"] / d["throughput_rps"] if d.get("throughput_rps") else None
-        out.append("%-8s %-9s %-8s %-9s %20s %14s %14s %14s" % (
-            r["backend"], r["scenario"], r["workload"], proto, _fmt(tr, ".2f"),
+        out.append("%-8s %-9s %-8s %-9s %3s %6s %18s %14s %14s %14s" % (
+            r["backend"], r["scenario"], r["workload"], proto, r.get("round") or "-", r["path"], _fmt(tr, ".2f"),
             _fmt(r["p50_us"] - d["p50_us"], "+.0f"), _fmt(r["p99_us"] - d["p99_us"], "+.0f"),
             _fmt(r.get("proxy_cpu_us_per_req"), ".2f")))
     return "\n".join(out) if len(out) > 2 else "(no run has both paths yet)"
+
+
+def median(values):
+    v = sorted(values)
+    if not v:
+        return None
+    return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+
+
+def lowload_summary(rows):
+    """Median p50 per path and workload over the low-load rounds, and the added p50 of tandem and of the
+    reference relay over direct: {workload: {"direct": us, "relay": us, "tandem": us, "added_tandem": ...}}."""
+    out = {}
+    for wl in ("insert", "select"):
+        s = {}
+        for path in ("direct", "relay", "tandem"):
+            p50s = [r["p50_us"] for r in rows if r.get("scenario") == "lowload" and r.get("backend") == "mock"
+                    and r.get("workload") == wl and r.get("path") == path and r.get("ok")]
+            s[path] = median(p50s)
+            s[path + "_rounds"] = len(p50s)
+        for path in ("relay", "tandem"):
+            s["added_" + path] = (round(s[path] - s["direct"], 1) if s[path] is not None and s["direct"] is not None
+                                  else None)
+        out[wl] = s
+    return out
+
+
+def lowload_text(rows):
+    """One line per workload: median low-load p50 of each path and what the relay and tandem add."""
+    out = []
+    for wl, s in lowload_summary(rows).items():
+        if s["direct"] is None:
+            continue
+        out.append("low load, %s, median p50 over %d rounds: direct %s us, relay %s us (%s), tandem %s us (%s)" % (
+            wl, s["direct_rounds"], _fmt(s["direct"], ".0f"), _fmt(s["relay"], ".0f"), _fmt(s["added_relay"], "+.0f"),
+            _fmt(s["tandem"], ".0f"), _fmt(s["added_tandem"], "+.0f")))
+    return "\n".join(out)
 
 
 def extras(rows):
@@ -152,12 +192,15 @@ def budgets(rows, zdm_reason):
     v = pipe.get("proxy_cpu_us_per_req") if pipe else None
     verdict("proxy CPU per request, clients pipelining >= 16", "<= 2 us", v, v is not None and v <= 2,
             "as above, client writes 16 requests per syscall (4 connections x 64 in flight)")
+    low = lowload_summary(rows)
     for wl in ("insert", "select"):
-        d = find(rows, backend="mock", scenario="lowload", workload=wl, protocol=4, path="direct")
-        t = find(rows, backend="mock", scenario="lowload", workload=wl, protocol=4, path="tandem")
-        v = round(t["p50_us"] - d["p50_us"], 1) if d and t else None
+        s = low[wl]
+        v = s["added_tandem"]
+        relay = ("reference relay (haproxy, TCP) added %+.0f us in the same rounds" % s["added_relay"]
+                 if s["added_relay"] is not None else "no reference relay run")
         verdict("added p50 latency, low load, loopback (%s)" % wl, "<= 30 us", v, v is not None and v <= 30,
-                "p50 tandem - p50 direct, open loop at the same fixed rate, same invocation")
+                "median over %d rounds of p50 tandem - median p50 direct, open loop at the same fixed rate, "
+                "same invocation; %s" % (s["tandem_rounds"], relay))
     big = [r for r in rows if r.get("workload") == "idle" and r.get("ok")]
     v = max((r["rss_per_conn_kib"] for r in big), default=None)
     verdict("memory per idle client connection", "<= 8 KiB", v, v is not None and v <= 8,
@@ -202,7 +245,7 @@ def plot(rows, outdir, log):
     plots = []
     for scenario, title in panels:
         series = [r for r in rows if r.get("ok") and r.get("scenario") == scenario and r.get("backend") == "mock"
-                  and r.get("protocol") == 4 and r.get("spectrum")]
+                  and r.get("protocol") == 4 and r.get("spectrum") and r.get("round") in (None, 1)]
         if not series:
             continue
         lines = []
@@ -213,7 +256,8 @@ def plot(rows, outdir, log):
                     if p < 100:
                         f.write("%g %g\n" % (1.0 / (1.0 - p / 100.0), us))
             lines.append("'%s' using 1:2 with linespoints lc rgb '%s' dt %d pt 7 ps 0.5 title '%s %s'" % (
-                name, colors.get(r["workload"], "black"), 2 if r["path"] == "direct" else 1, r["workload"], r["path"]))
+                name, colors.get(r["workload"], "black"), {"direct": 2, "relay": 3}.get(r["path"], 1), r["workload"],
+                r["path"]))
         plots.append("set title '%s: %d requests/s, v4'\nplot %s\n" % (title, series[0]["rate"], ", \\\n  ".join(lines)))
     if not plots:
         log("plot: no open-loop runs to plot")
@@ -223,7 +267,8 @@ def plot(rows, outdir, log):
     with open(script, "w") as f:
         f.write("set terminal pngcairo size 1200,520 font ',10'\n" if _has_cairo(gp) else "set terminal png size 1200,520\n")
         f.write("set output '%s'\n" % png)
-        f.write("set multiplot layout 1,%d title 'tandem (solid) vs direct (dashed): latency by percentile, "
+        f.write("set multiplot layout 1,%d title 'tandem (solid) vs direct (dashed) and a haproxy TCP relay (dotted, "
+                "low load): latency by percentile, "
                 "mock backends, loopback'\n" % len(plots))
         f.write("set logscale xy\nset grid\nset key left top\nset ylabel 'latency (us)'\nset xlabel 'percentile'\n")
         f.write("set xtics ('50%%' 2, '90%%' 10, '99%%' 100, '99.9%%' 1000, '99.99%%' 10000)\n")
