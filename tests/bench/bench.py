@@ -40,6 +40,7 @@ ENV = {  # name: (default, meaning)
     "BENCH_PHASES": ("matrix,lowload,pipeline,alloc,tls,idle,real", "phases to run (subset, comma-separated)"),
 }
 MATRIX = [(4, "none"), (5, "lz4")]
+ALLOC_SHAPES = [(4, "none"), (5, "none"), (5, "lz4")]
 WORKLOADS = ["insert", "select", "mix"]
 ZDM_REASON = ("zdm-proxy could not be obtained: the Go module proxy answers 403 Forbidden for "
               "github.com/datastax/zdm-proxy (and its dependency go-cassandra-native-protocol) on this machine, "
@@ -213,6 +214,7 @@ class Bench:
             if path == "tandem" and tandem_skip:
                 self.rows.append(results.skipped_row(scenario, backend, workload, proto, comp, path, tandem_skip))
                 continue
+            copies0 = self.body_copies() if path == "tandem" and backend == "mock" else None
             if self.profile_this(backend, scenario, workload, proto, path):
                 run = self.with_profile(pids["proxy"], lambda: self.tdm_bench(["--port", port] + common, timeout,
                                                                                path, pids))
@@ -220,6 +222,8 @@ class Bench:
                 run = self.tdm_bench(["--port", port] + common, timeout, path, pids)
             row = results.make_row(run, scenario, backend)
             row.update(extra or {})
+            if copies0:
+                row.update(results.copies_per_body(copies0, self.body_copies()))
             self.rows.append(row)
             self.remember_broken(run, backend, path, proto, comp)
             self.log("%-6s %-8s %-6s v%d %-4s %-6s %9s req/s  p50 %6s us  p99 %7s us  proxy %s us/req%s" % (
@@ -227,6 +231,25 @@ class Bench:
                 results._fmt(row.get("p50_us"), ".0f"), results._fmt(row.get("p99_us"), ".0f"),
                 results._fmt(row.get("proxy_cpu_us_per_req"), ".2f"),
                 "" if row["ok"] else "  FAILED: %s" % (row.get("failure") or "lost %s" % row.get("lost"))))
+
+    def body_copies(self):
+        """tandem's request-body counters from /metrics (summed over the origin and target legs), or None."""
+        import urllib.request
+        if not getattr(self, "metrics_port", None):
+            return None
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.metrics_port, timeout=5) as r:
+                text = r.read().decode()
+        except OSError:
+            return None
+        out = {"forwarded": 0, "copies": 0, "forced": 0}
+        names = {"tandem_request_bodies_forwarded_total": "forwarded", "tandem_request_body_copies_total": "copies",
+                 "tandem_request_body_copies_forced_total": "forced"}
+        for line in text.splitlines():
+            name = line.split("{")[0]
+            if name in names and 'leg="async"' not in line:
+                out[names[name]] += float(line.rsplit(" ", 1)[1])
+        return out
 
     def remember_broken(self, run, backend, path, proto, comp):
         """A tandem run that failed before its load started (handshake, PREPARE) would fail again, each
@@ -275,7 +298,10 @@ class Bench:
         conns, infl = env("BENCH_CONNS"), env("BENCH_INFLIGHT")
         origin, oport = self.start_mock("origin")
         target, tport = self.start_mock("target")
-        tandem, tp = self.start_tandem("mock", ("127.0.0.1", oport), ("127.0.0.1", tport))
+        self.metrics_port = self.free_port()
+        tandem, tp = self.start_tandem("mock", ("127.0.0.1", oport), ("127.0.0.1", tport),
+                                       {"metrics_enabled": "true", "metrics_address": "127.0.0.1",
+                                        "metrics_port": self.metrics_port})
         self.watch = {"mock origin": origin, "mock target": target, "tandem": tandem}
         self.tandem_dead = None
         skip = None
@@ -303,10 +329,12 @@ class Bench:
                 "--drain-timeout", 3]
         if phase("pipeline"):
             self.run_pair("mock", "pipeline", pipe, oport, tp, pids_d, pids_t, "insert", 4, "none", skip, t)
-        if tandem and not skip and phase("alloc"):
-            self.alloc_phase(tandem, tp)
+        for proto, comp in ALLOC_SHAPES if tandem and not skip and phase("alloc") else []:
+            if tandem.poll() is None:
+                self.alloc_phase(tandem, tp, proto, comp)
             if tandem.poll() is not None:
                 self.note("tandem exited (status %s) during the allocation count" % tandem.returncode)
+                break
         if tandem and not skip and phase("tls"):
             self.tls_phase(tandem, tp, oport, tport)
         if tandem:
@@ -431,7 +459,7 @@ class Bench:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    def alloc_phase(self, tandem, port):
+    def alloc_phase(self, tandem, port, proto, comp):
         """Heap allocations per request in steady state. gdb counts malloc/calloc/realloc calls in tandem
         (breakpoints with a huge ignore count) over two runs of the same shape, N1 and N2 requests; the
         per-connection set-up costs are the same in both, so (hits2 - hits1) / (N2 - N1) is the steady
@@ -455,7 +483,7 @@ class Bench:
             self.wait_line(g, "==attached", 20)
             time.sleep(0.5)
             shape = ["--port", port, "--workload", "insert", "--connections", 16, "--inflight", 4, "--warmup", 0,
-                     "--no-setup", "--drain-timeout", 10]
+                     "--no-setup", "--drain-timeout", 10, "--protocol", proto, "--compression", comp]
             n1, n2 = 5000, 45000
             r1 = self.tdm_bench(shape + ["--requests", n1], timeout=120, label="tandem")
             g.send_signal(signal.SIGINT)
@@ -481,13 +509,13 @@ class Bench:
         done1, done2 = r1.get("requests") or 0, r2.get("requests") or 0
         ok = bool(r1.get("ok") and r2.get("ok")) and done2 > done1
         per = round(((h2 - h1) - h1) / (done2 - done1), 4) if ok else None
-        self.rows.append({"workload": "insert", "protocol": 4, "compression": "none", "path": "tandem",
+        self.rows.append({"workload": "insert", "protocol": proto, "compression": comp, "path": "tandem",
                           "scenario": "alloc", "backend": "mock", "ok": ok, "connections": 16, "inflight": 4,
                           "requests": done2 - done1, "alloc_calls_run1": h1, "alloc_calls_run2": h2 - h1,
                           "allocs_per_req": per,
                           "note": "malloc+calloc+realloc calls in tandem: (run2 - run1) / (N2 - N1), same shape"})
-        self.log("allocations: run1 %d calls / %d requests, run2 %d calls / %d requests: %s per request" % (
-            h1, done1, h2 - h1, done2, per))
+        self.log("allocations v%d %s: run1 %d calls / %d requests, run2 %d calls / %d requests: %s per request" % (
+            proto, comp, h1, done1, h2 - h1, done2, per))
 
     def wait_line(self, p, marker, timeout):
         """Reads p's stdout (unbuffered bytes) until marker shows up; keeps everything in self.gdb_out."""
