@@ -16,8 +16,9 @@
 #include <tandem/route/router.h>
 #include <tandem/route/aggregate.h>
 #include <tandem/route/prepared.h>
+#include "deadlines.h"
 
-#define TDM__ROUTE_FREE_MAX 1024  /* recycled request objects kept per worker (their timers stay open) */
+#define TDM__ROUTE_FREE_MAX 1024  /* recycled request objects kept per worker (plain memory, no handle) */
 #define TDM__ROUTE_KS_MAX 256     /* keyspace names tandem keeps (Cassandra allows 48 characters) */
 #define TDM__ROUTE_NODE_MAX 80    /* "host:port" of the node a leg reached (host is <= 63 bytes) */
 #define TDM__ROUTE_BATCH_INLINE 8 /* prepared BATCH children tracked without an allocation */
@@ -81,12 +82,14 @@ typedef struct tdm__route_leg_s {
 } tdm__route_leg_t;
 
 /* One client request (or one mirrored copy). Lives on rw->live from dispatch to completion, then on
- * rw->free with its timer stopped. Invariants: a sync request answers its client at most once
- * (`answered`); it completes (metrics, free) only when no leg is SENT or REPREPARE and no hold runs. */
+ * rw->free, disarmed. Invariants: a sync request answers its client at most once (`answered`); it
+ * completes (metrics, free) only when no leg is SENT or REPREPARE and no hold runs; it is on
+ * rw->deadlines from tdm__route_timer_start until it expires or is recycled, never on rw->free. */
 struct tdm_route_req_s {
   tdm_list_t link;               /* rw->live or rw->free */
   tdm_route_worker_t *rw;        /* owner */
-  uv_timer_t timer;              /* the request timer, initialised once per object and reused */
+  tdm__route_deadline_t deadline; /* its place in rw->deadlines while armed; fields from here on are
+                                    reset per use */
   uint8_t kind;                  /* tdm__req_kind_t */
   uint8_t opcode;                /* client opcode */
   uint8_t version;               /* client protocol version */
@@ -95,7 +98,7 @@ struct tdm_route_req_s {
   tdm_client_t *client;          /* one client reference, held until the request is recycled */
   bool answered;                 /* the client has its response, or never gets one (detached, async) */
   bool detached;                 /* the client went away */
-  bool timer_fired;              /* the timer expired: pending legs were given up */
+  bool timer_fired;              /* its deadline passed: pending legs were given up */
   bool holding;                  /* a schema-agreement hold runs (§5.3) */
   bool hold_starting;            /* inside hook.wait(): a done() now must not answer or complete */
   bool secondary_skipped;        /* PRIMARY_WINS sent to the primary only (secondary unreachable) */
@@ -126,16 +129,20 @@ struct tdm_route_req_s {
   tdm__route_leg_t legs[2];      /* [TDM_CONF_ORIGIN], [TDM_CONF_TARGET] */
 };
 
-/* Per-worker route state (pw->route). */
+/* Per-worker route state (pw->route). Invariant: the timer is referenced (keeps the loop alive)
+ * exactly while some request is armed, as the per-request timers it replaces did. */
 struct tdm_route_worker_s {
   tdm_proxy_worker_t *pw;        /* the worker */
   tdm_list_t live;               /* requests in flight, sync and async */
-  tdm_list_t free;               /* recycled objects, timers stopped */
+  tdm_list_t free;               /* recycled objects: plain memory */
   uint32_t nlive;                /* entries in live */
   uint32_t nfree;                /* entries in free */
   uint32_t async_live;           /* mirrored reads queued or in flight (cap §12) */
-  uint32_t closing_handles;      /* timers whose close callback has not run yet */
-  bool closing;                  /* tdm_route_worker_close ran: free once closing_handles is 0 */
+  tdm__route_deadlines_t deadlines; /* armed requests by deadline, and what `timer` was asked to do */
+  uv_timer_t timer;              /* the one request timer of this worker; data = this */
+  bool timer_open;               /* timer initialised (on the first armed request), not yet closed */
+  bool closing;                  /* tdm_route_worker_close ran: recycled objects are freed, and the
+                                    timer's close callback frees this */
   uint64_t rng;                  /* xorshift64 state for async sampling */
   tdm_route_schema_hook_t hook;  /* schema hold; hook.wait NULL = none */
 };
@@ -176,13 +183,27 @@ void tdm__route_leg_response(tdm_route_req_t *req, tdm__route_leg_t *rl, const t
 void tdm__route_leg_synth(tdm__route_leg_t *rl, tdm__synth_t why);
 /* Drops a request that was never started (setup failed), or a finished mirrored read. */
 void tdm__route_req_discard(tdm_route_req_t *req);
-/* Starts the request timer (proxy_request_timeout_ms of the request's epoch). */
-void tdm__route_timer_start(tdm_route_req_t *req);
+/* The request's deadline passed (deadlines.c has already taken it off the list): gives up the schema
+ * hold and every SENT / REPREPARE leg (SILENT when written, OVERLOADED when still queued), sets
+ * timer_fired and aggregates; may complete and recycle the request. */
+void tdm__route_expire(tdm_route_req_t *req);
 /* Whether a leg is still with the backend. */
 bool tdm__route_any_active(const tdm_route_req_t *req);
 /* The session key of a leg: the client's for `cluster`, async when asked, keyspace overridden when ks is
  * not NULL (v3/v4/DSE_V1 pools are keyed by keyspace). */
 void tdm__route_session_key(const tdm_route_req_t *req, int cluster, const char *ks, tdm_session_key_t *out);
+
+/* ---- deadlines.c (the worker timer; the list itself is in deadlines.h) ---- */
+/* Arms the request's deadline: now + proxy_request_timeout_ms of the request's epoch, on the worker's
+ * deadline list; tdm__route_expire runs from the worker timer once it passes. Re-arms when armed. In
+ * steady state (one timeout value, the timer already armed early enough) no uv_timer_* call is made. */
+void tdm__route_timer_start(tdm_route_req_t *req);
+/* Takes the request off the list in O(1) (no-op when not armed). The timer is not stopped or
+ * restarted: if the request was the head, the next fire finds nothing due and re-arms. */
+void tdm__route_timer_disarm(tdm_route_req_t *req);
+/* Worker close, after every request was recycled: closes the timer, whose close callback frees rw
+ * (or frees rw now when the timer was never opened). */
+void tdm__route_timer_close(tdm_route_worker_t *rw);
 
 /* ---- dispatch.c ---- */
 /* Opens a (maybe compressed) request body; 0, TDM_EPROTO_TOO_LARGE (declared size over max_frame_bytes),

@@ -1,34 +1,35 @@
-/* The life of one request and its legs: objects from a per-worker freelist, the request timer, leg
- * callbacks, aggregation (route/aggregate.c decides), the single answer, the schema hold, metrics, and
- * recycling. dispatch.c builds a request and calls tdm__route_req_start; everything after is here.
+/* The life of one request and its legs: objects from a per-worker freelist, the request deadline (one
+ * timer per worker, deadlines.c), leg callbacks, aggregation (route/aggregate.c decides), the single
+ * answer, the schema hold, metrics, and recycling. dispatch.c builds a request and calls
+ * tdm__route_req_start; everything after is here.
  *
- *   dispatch ──> req_new (freelist; timer initialised once per object) ──> req_start
- *                  │  timer started: proxy_request_timeout_ms of the request's epoch
+ *   dispatch ──> req_new (freelist, plain memory) ──> req_start
+ *                  │  deadline armed: now + proxy_request_timeout_ms of the request's epoch
  *                  │  a needed cluster unreachable ──> UNAVAILABLE, nothing sent ─────────────┐
  *                  │  (PRIMARY_WINS: unreachable secondary ──> primary only, counted)          │
  *                  └─ legs sent in the same loop iteration ──> [SENT]                          │
  *   on_response ── UNPREPARED & prepared ──> [REPREPARE] ── PREPARE pinned to that node        │
  *        │                                      └─ ok ──> resend once ──> [SENT]               │
  *        └─> [DONE] outcome ──┐      on_failure ──> [DONE] LOST (written) / UNAVAILABLE         │
- *   timer ──> [ABANDONED]: SILENT (written) / OVERLOADED (queued) ──┤                            │
+ *   deadline ──> [ABANDONED]: SILENT (written) / OVERLOADED (queued) ──┤                         │
  *                             v                                                                 │
  *                      tdm_agg_decide ── WAIT ──> (more outcomes)                               │
  *                             │ FORWARD / REWRITE / TIMEOUT (early answer allowed)              │
  *                             v                                                                 │
- *                      answer once ── DDL: schema hold (hook) until agreement or timer          │
+ *                      answer once ── DDL: schema hold (hook) until agreement or deadline       │
  *                             v                                                                 │
  *                      no leg SENT/REPREPARE, no hold ──> metrics, LWT, journal ──> freelist <──┘
  *
  * Invariants: exactly one tdm_client_respond*() per sync request unless the client left (detached);
  * the backend owns a callback on a leg exactly while the leg is SENT or REPREPARE; a request is
- * recycled only when none of its legs is, so no callback ever reaches a recycled object. */
+ * recycled only when none of its legs is, so no callback ever reaches a recycled object; a request is
+ * armed on the worker's deadline list from its start until it expires or is recycled. */
 #include <tandem/obs/log.h>
 #include "internal.h"
 
 static void on_leg_response(tdm_leg_t *leg, const tdm_frame_header_t *h, tdm_slice_t *slice, const uint8_t *body,
                             size_t len);
 static void on_leg_failure(tdm_leg_t *leg, int err, bool written, const char *reason);
-static void on_timer(uv_timer_t *t);
 
 /* ---- per-worker state and the freelist ---- */
 
@@ -46,21 +47,6 @@ tdm_route_worker_t *tdm__route_worker(tdm_proxy_worker_t *pw)
   return rw;
 }
 
-static void timer_closed(uv_handle_t *h)
-{
-  tdm_route_req_t *req = h->data;
-  tdm_route_worker_t *rw = req->rw;
-  free(req);
-  TDM_ASSERT(rw->closing_handles > 0);
-  if (--rw->closing_handles == 0 && rw->closing) free(rw);
-}
-
-static void close_object(tdm_route_worker_t *rw, tdm_route_req_t *req)
-{
-  rw->closing_handles++;
-  uv_close((uv_handle_t *)&req->timer, timer_closed);
-}
-
 tdm_route_req_t *tdm__route_req_new(tdm_route_worker_t *rw, tdm__req_kind_t kind, tdm_client_t *client,
                                     const tdm_frame_header_t *h, tdm_slice_t *body, size_t off, size_t len)
 {
@@ -73,12 +59,10 @@ tdm_route_req_t *tdm__route_req_new(tdm_route_worker_t *rw, tdm__req_kind_t kind
     req = malloc(sizeof(*req));
     if (!req) return NULL;
     req->rw = rw;
-    uv_timer_init(rw->pw->loop, &req->timer);
-    req->timer.data = req;
   }
-  /* Everything after the timer is per use; the timer handle stays initialised (and linked into the
-   * loop), so it must not be overwritten. */
-  memset((char *)req + offsetof(tdm_route_req_t, kind), 0, sizeof(*req) - offsetof(tdm_route_req_t, kind));
+  /* Everything from the deadline on is per use (a recycled object is disarmed: zeroing is safe). */
+  memset((char *)req + offsetof(tdm_route_req_t, deadline), 0,
+         sizeof(*req) - offsetof(tdm_route_req_t, deadline));
   tdm_list_init(&req->link);
   req->kind = (uint8_t)kind;
   req->opcode = h->opcode;
@@ -122,7 +106,7 @@ static void release_leg(tdm__route_leg_t *rl)
 static void recycle(tdm_route_req_t *req)
 {
   tdm_route_worker_t *rw = req->rw;
-  uv_timer_stop(&req->timer);
+  tdm__route_timer_disarm(req);
   for (int c = 0; c < 2; c++) release_leg(&req->legs[c]);
   tdm_prepared_entry_unref(req->entry);
   for (uint16_t i = 0; i < req->n_children; i++) tdm_prepared_entry_unref(req->children[i]);
@@ -139,7 +123,7 @@ static void recycle(tdm_route_req_t *req)
   tdm_list_remove(&req->link);
   rw->nlive--;
   if (rw->closing || rw->nfree >= TDM__ROUTE_FREE_MAX) {
-    close_object(rw, req);
+    free(req);
   } else {
     tdm_list_insert_head(&rw->free, &req->link);
     rw->nfree++;
@@ -633,16 +617,15 @@ static void hold_done(void *arg, bool agreed)
   tdm__route_leave(req);
 }
 
-/* ---- timer ---- */
+/* ---- expiry (run by the worker timer, deadlines.c) ---- */
 
-static void on_timer(uv_timer_t *t)
+void tdm__route_expire(tdm_route_req_t *req)
 {
-  tdm_route_req_t *req = t->data;
   tdm_route_worker_t *rw = req->rw;
   tdm__route_enter(req);
   req->timer_fired = true;
   if (req->holding) {
-    /* The timer covers the schema hold: the DDL applied on both, so the held answer goes out now. */
+    /* The deadline covers the schema hold: the DDL applied on both, so the held answer goes out now. */
     if (rw->hook.cancel) rw->hook.cancel(rw->hook.arg, req);
     req->holding = false;
     rw->pw->stats.schema_waits_timeout++;
@@ -670,7 +653,7 @@ static void on_timer(uv_timer_t *t)
     leg_metrics(req, rl);
   }
   req->settle = true;
-  tdm__route_leave(req);
+  tdm__route_leave(req); /* may complete and recycle req */
 }
 
 /* ---- re-entrancy ---- */
@@ -691,11 +674,6 @@ void tdm__route_leave(tdm_route_req_t *req)
 /* ---- start ---- */
 
 static void start_legs(tdm_route_req_t *req);
-
-void tdm__route_timer_start(tdm_route_req_t *req)
-{
-  uv_timer_start(&req->timer, on_timer, (uint64_t)req->conf->proxy_request_timeout_ms, 0);
-}
 
 /* A needed cluster has no usable node: UNAVAILABLE, nothing sent (or what was sent is abandoned). */
 static void fail_unreachable(tdm_route_req_t *req, int cluster)
@@ -802,12 +780,12 @@ void tdm_route_worker_close(tdm_proxy_worker_t *pw)
     } else if (req->metric_type >= 0 && *inflight_gauge(req)) {
       (*inflight_gauge(req))--;
     }
-    recycle(req); /* closing: the timer is closed and the object freed in its close callback */
+    recycle(req); /* closing: disarmed and freed */
   }
   tdm_list_t *n;
   while ((n = tdm_list_pop(&rw->free))) {
     rw->nfree--;
-    close_object(rw, TDM_CONTAINER_OF(n, tdm_route_req_t, link));
+    free(TDM_CONTAINER_OF(n, tdm_route_req_t, link));
   }
-  if (rw->closing_handles == 0) free(rw);
+  tdm__route_timer_close(rw); /* frees rw, maybe from the timer's close callback */
 }

@@ -40,8 +40,8 @@ typedef struct tdm_route_schema_hook_s {
 void tdm_route_set_schema_hook(tdm_proxy_worker_t *pw, const tdm_route_schema_hook_t *hook);
 
 /* Worker shutdown, after every client is gone: gives up on every request still in flight (abandoning
- * its legs), closes the request timers and frees the route state once the loop has run their close
- * callbacks. pw->route is NULL afterwards; a later dispatch would start afresh. */
+ * its legs), closes the worker's deadline timer and frees the route state once the loop has run its
+ * close callback. pw->route is NULL afterwards; a later dispatch would start afresh. */
 void tdm_route_worker_close(tdm_proxy_worker_t *pw);
 
 /* Requests (sync and async) this worker has in flight: for drain and tests. */
