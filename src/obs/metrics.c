@@ -301,6 +301,30 @@ static void render_backends(const render_t *r, const tdm_metrics_input_t *in)
       sample2(r, "bytes_total", "direction", d ? "out" : "in", "side", sides[i], bytes[i][d]);
 }
 
+/* architecture.md §6 "copies of a request body": bodies per leg, and the buffers built holding them
+ * (copies_forced <= copies; the budget counts copies - copies_forced). */
+static void render_bodies(const render_t *r)
+{
+  const tdm_proxy_stats_t *s = r->st;
+  const uint64_t v[3][3] = {
+    { s->request_bodies_forwarded_origin, s->request_bodies_forwarded_target, s->request_bodies_forwarded_async },
+    { s->request_body_copies_origin, s->request_body_copies_target, s->request_body_copies_async },
+    { s->request_body_copies_forced_origin, s->request_body_copies_forced_target, s->request_body_copies_forced_async },
+  };
+  static const char *const names[3] = { "request_bodies_forwarded_total", "request_body_copies_total",
+                                        "request_body_copies_forced_total" };
+  static const char *const help[3] = {
+    "Client request bodies handed to a backend, by leg",
+    "Buffers tandem built holding a client request body for a backend, by leg",
+    "Request body copies forced by a prepared-id rewrite or by compression, by leg",
+  };
+  for (int k = 0; k < 3; k++) {
+    family(r, names[k], "counter", help[k]);
+    for (int l = 0; l < 3; l++)
+      sample1(r, names[k], "leg", cluster_label[l], v[k][l]);
+  }
+}
+
 static void render_prepared_async(const render_t *r, const tdm_metrics_input_t *in)
 {
   const tdm_proxy_stats_t *s = r->st;
@@ -363,6 +387,7 @@ int tdm_metrics_render(FILE *out, const tdm_metrics_input_t *in)
   render_config(&r, in);
   render_clients(&r);
   render_backends(&r, in);
+  render_bodies(&r);
   render_prepared_async(&r, in);
   render_divergence(&r);
   if (in->process)

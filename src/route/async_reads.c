@@ -1,6 +1,6 @@
 /* Async dual reads (behaviour.md §12): a primary-routed read may be copied to the secondary cluster on
  * the dedicated async pools, sampled by async_read_sample_percent, capped per worker by
- * async_connector_write_queue_size_frames, with its own timer. The copy shares the request body (its
+ * async_connector_write_queue_size_frames, with its own deadline. The copy shares the request body (its
  * header is its own, with the tracing flag cleared) and its outcome only feeds metrics. Invariants: a
  * copy never answers the client and never delays or changes the synchronous request; rw->async_live
  * counts exactly the copies between send and completion. */
@@ -74,6 +74,12 @@ void tdm__route_async_maybe(tdm_route_req_t *sync)
   rw->async_live++;
   st->async_inflight++;
   st->async_reads_sent++;
+  /* body accounting, as for a sync leg (dispatch.c count_handover); a rewrite was counted where built */
+  st->request_bodies_forwarded_async++;
+  if (tdm_proto_has_segments(req->version)) {
+    st->request_body_copies_async += 2;
+    st->request_body_copies_forced_async += tdm_client_view(req->client)->compression == TDM_COMPRESSION_LZ4;
+  }
   tdm__route_timer_start(req);
   tdm__route_leave(req);
 }

@@ -105,6 +105,23 @@ tdm_slice_t *tdm__route_slice_join(tdm_proxy_worker_t *pw, const uint8_t *prefix
   return s;
 }
 
+/* ---- body accounting (architecture.md §6; docs/internals/route.md "Body copies") ---- */
+
+/* A sync leg of req gets its body: one forwarded body, plus the copies the backend makes of it on a v5
+ * connection (backend/channel.c: the envelope into the open segment, then the segment into a pooled
+ * slice at the flush; only lz4 forces the first, to compress the envelope in one piece). Counted at the
+ * hand-over because the backend keeps no worker counters. */
+static void count_handover(const tdm_route_req_t *req, int cluster)
+{
+  tdm_proxy_stats_t *st = &tdm__route_pw(req)->stats;
+  bool t = cluster == TDM_CONF_TARGET;
+  (*(t ? &st->request_bodies_forwarded_target : &st->request_bodies_forwarded_origin))++;
+  if (!tdm_proto_has_segments(req->version)) return;
+  (*(t ? &st->request_body_copies_target : &st->request_body_copies_origin)) += 2;
+  if (tdm_client_view(req->client)->compression == TDM_COMPRESSION_LZ4)
+    (*(t ? &st->request_body_copies_forced_target : &st->request_body_copies_forced_origin))++;
+}
+
 /* ---- intake ---- */
 
 typedef struct intake_s {
@@ -222,6 +239,10 @@ static int add_keyspace(intake_t *in, tdm_route_req_t *req, bool has_keyspace)
   req->body_off = 0;
   req->body_len = n;
   req->flags &= (uint8_t)~TDM_FLAG_COMPRESSED;
+  /* one copy on each leg that will carry it; not forced: v5 pools are not keyed by keyspace */
+  tdm_proxy_stats_t *st = &in->pw->stats;
+  if (req->route.dest == TDM_ROUTE_BOTH || req->route.cluster == TDM_CONF_ORIGIN) st->request_body_copies_origin++;
+  if (req->route.dest == TDM_ROUTE_BOTH || req->route.cluster == TDM_CONF_TARGET) st->request_body_copies_target++;
   return 0;
 }
 
@@ -229,8 +250,10 @@ static int add_keyspace(intake_t *in, tdm_route_req_t *req, bool has_keyspace)
 static void start_shared(tdm_route_req_t *req)
 {
   for (int c = 0; c < 2; c++)
-    if (req->route.dest == TDM_ROUTE_BOTH || req->route.cluster == c)
+    if (req->route.dest == TDM_ROUTE_BOTH || req->route.cluster == c) {
       tdm__route_leg_set_body(&req->legs[c], req->body, req->body_off, req->body_len, req->flags);
+      count_handover(req, c);
+    }
   tdm__route_req_start(req);
 }
 
@@ -249,6 +272,8 @@ static int start_prepared(intake_t *in, tdm_route_req_t *req)
     tdm__route_leg_set_body(&req->legs[c], s, off, len, flags);
     tdm_slice_unref(s);
   }
+  for (int c = 0; c < 2; c++)
+    if (req->route.dest == TDM_ROUTE_BOTH || req->route.cluster == c) count_handover(req, c);
   tdm__route_req_start(req);
   return 0;
 }

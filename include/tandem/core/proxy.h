@@ -50,7 +50,15 @@ typedef struct tdm_hist_s {
   X(lwt_applied_mismatch) X(schema_waits_agreed) X(schema_waits_timeout)                                  \
   X(divergence_journal_dropped)                                                                            \
   X(failed_connections_origin) X(failed_connections_target) /* backend connects that failed, sync pools */ \
-  X(failed_connections_async)    /* backend connects that failed, async-read pools */
+  X(failed_connections_async)    /* backend connects that failed, async-read pools */                     \
+  /* architecture.md §6 "copies of a request body", per leg (origin, target, async; route counts them,    \
+   * docs/internals/route.md "Body copies"): client bodies handed to the backend (a resend after a        \
+   * re-prepare included, tandem's own PREPARE not); buffers built holding one for that leg; and the      \
+   * subset forced by an id rewrite or by compression. copies_forced <= copies. */                        \
+  X(request_bodies_forwarded_origin) X(request_bodies_forwarded_target) X(request_bodies_forwarded_async)  \
+  X(request_body_copies_origin) X(request_body_copies_target) X(request_body_copies_async)               \
+  X(request_body_copies_forced_origin) X(request_body_copies_forced_target)                              \
+  X(request_body_copies_forced_async)
 
 /* Error classes of {c}_requests_failed_total{error} (§13.1). */
 #define TDM_REQUEST_ERRORS(X)                                                                              \

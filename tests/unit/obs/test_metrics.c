@@ -86,6 +86,15 @@ static void fill(tdm_proxy_stats_t *s)
   s->lwt_applied_mismatch = 58;
   s->schema_waits_agreed = 59;
   s->schema_waits_timeout = 60;
+  s->request_bodies_forwarded_origin = 67;
+  s->request_bodies_forwarded_target = 68;
+  s->request_bodies_forwarded_async = 69;
+  s->request_body_copies_origin = 70;
+  s->request_body_copies_target = 71;
+  s->request_body_copies_async = 72;
+  s->request_body_copies_forced_origin = 73;
+  s->request_body_copies_forced_target = 74;
+  s->request_body_copies_forced_async = 75;
 }
 
 /* async pools go to the secondary (ORIGIN here: the primary is TARGET); TARGET's node still holds async
@@ -345,6 +354,22 @@ static const char golden[] =
   "tandem_bytes_total{direction=\"out\",side=\"origin\"} 42\n"
   "tandem_bytes_total{direction=\"out\",side=\"target\"} 44\n"
   "tandem_bytes_total{direction=\"out\",side=\"async\"} 46\n"
+  "# HELP tandem_request_bodies_forwarded_total Client request bodies handed to a backend, by leg\n"
+  "# TYPE tandem_request_bodies_forwarded_total counter\n"
+  "tandem_request_bodies_forwarded_total{leg=\"origin\"} 67\n"
+  "tandem_request_bodies_forwarded_total{leg=\"target\"} 68\n"
+  "tandem_request_bodies_forwarded_total{leg=\"async\"} 69\n"
+  "# HELP tandem_request_body_copies_total Buffers tandem built holding a client request body for a backend, by leg\n"
+  "# TYPE tandem_request_body_copies_total counter\n"
+  "tandem_request_body_copies_total{leg=\"origin\"} 70\n"
+  "tandem_request_body_copies_total{leg=\"target\"} 71\n"
+  "tandem_request_body_copies_total{leg=\"async\"} 72\n"
+  "# HELP tandem_request_body_copies_forced_total Request body copies forced by a prepared-id rewrite or by "
+  "compression, by leg\n"
+  "# TYPE tandem_request_body_copies_forced_total counter\n"
+  "tandem_request_body_copies_forced_total{leg=\"origin\"} 73\n"
+  "tandem_request_body_copies_forced_total{leg=\"target\"} 74\n"
+  "tandem_request_body_copies_forced_total{leg=\"async\"} 75\n"
   "# HELP tandem_pscache_evictions_total Prepared-statement registry entries evicted by its bound\n"
   "# TYPE tandem_pscache_evictions_total counter\n"
   "tandem_pscache_evictions_total 62\n"
@@ -485,6 +510,9 @@ static const char *const extra_series[] = {
   "zdm_backpressure_pauses_total counter",
   "zdm_read_yields_total counter",
   "zdm_bytes_total counter",
+  "zdm_request_bodies_forwarded_total counter",
+  "zdm_request_body_copies_total counter",
+  "zdm_request_body_copies_forced_total counter",
   "zdm_pscache_evictions_total counter",
   "zdm_pscache_reprepares_total counter",
   "zdm_async_reads_dropped_total counter",
