@@ -41,6 +41,7 @@ ENV = {  # name: (default, meaning)
 }
 MATRIX = [(4, "none"), (5, "lz4")]
 ALLOC_SHAPES = [(4, "none"), (5, "none"), (5, "lz4")]
+IDLE_PROTOCOLS = [4, 5]
 WORKLOADS = ["insert", "select", "mix"]
 ZDM_REASON = ("zdm-proxy could not be obtained: the Go module proxy answers 403 Forbidden for "
               "github.com/datastax/zdm-proxy (and its dependency go-cassandra-native-protocol) on this machine, "
@@ -542,35 +543,41 @@ class Bench:
         return n
 
     def idle_phase(self, oport, tport, skip):
+        """RSS per idle client connection: a fresh tandem per protocol (v4, then v5, whose connections also
+        carry a segment reader), RSS before, then with each count of idle clients held at once."""
         counts = [int(x) for x in env("BENCH_IDLE").split(",") if x.strip()]
-        if skip:
-            for n in counts:
-                self.rows.append(results.skipped_row("idle", "mock", "idle", 4, "none", "tandem", skip,
-                                                     connections=n))
-            return
+        for proto in IDLE_PROTOCOLS:
+            if skip:
+                for n in counts:
+                    self.rows.append(results.skipped_row("idle", "mock", "idle", proto, "none", "tandem", skip,
+                                                         connections=n))
+                continue
+            self.idle_one(oport, tport, proto, counts)
+
+    def idle_one(self, oport, tport, proto, counts):
         tandem, tp = self.start_tandem("idle", ("127.0.0.1", oport), ("127.0.0.1", tport))
         if tandem is None:
-            self.note("idle-connection test skipped: %s" % tp)
+            self.note("idle-connection test (v%d) skipped: %s" % (proto, tp))
             return
         try:
-            if self.probe(tp):
-                self.note("idle-connection test skipped: tandem does not serve")
+            if self.probe(tp, ["--protocol", proto]):
+                self.note("idle-connection test (v%d) skipped: tandem does not serve" % proto)
                 return
             time.sleep(0.5)
             base = self.rss(tandem.pid)
             for n in counts:
-                run = self.tdm_bench(["--port", tp, "--idle", n, "--hold", 1], timeout=180, label="tandem",
-                                     pids={"proxy": tandem.pid})
+                run = self.tdm_bench(["--port", tp, "--idle", n, "--hold", 1, "--protocol", proto], timeout=180,
+                                     label="tandem", pids={"proxy": tandem.pid})
                 proxy = run.get("procs", {}).get("proxy", {})
                 ok = bool(run.get("ok")) and proxy.get("ok") and run.get("idle_connections") == n
                 rss = proxy.get("rss_kib")
                 per = round((rss - base) / n, 2) if ok and rss else None
-                self.rows.append({"workload": "idle", "protocol": 4, "compression": "none", "path": "tandem",
+                self.rows.append({"workload": "idle", "protocol": proto, "compression": "none", "path": "tandem",
                                   "scenario": "idle", "backend": "mock", "connections": n, "ok": bool(ok),
                                   "proxy_rss_kib": rss, "baseline_rss_kib": base, "rss_per_conn_kib": per,
                                   "failure": run.get("failure")})
-                self.log("idle %d connections: tandem RSS %s KiB (before %s KiB) = %s KiB per connection" % (
-                    n, rss, base, per))
+                self.log("idle v%d, %d connections: tandem RSS %s KiB (before %s KiB) = %s KiB per connection" % (
+                    proto, n, rss, base, per))
         finally:
             self.stop(tandem)
 

@@ -170,8 +170,9 @@ def extras(rows):
             if r.get("skipped"):
                 out.append("memory: %s idle connections: skipped: %s" % (r.get("connections"), r["skipped"]))
             elif r.get("ok"):
-                out.append("memory: %6d idle connections: tandem RSS %d KiB (before %d KiB) = %.2f KiB per connection" % (
-                    r["connections"], r["proxy_rss_kib"], r["baseline_rss_kib"], r["rss_per_conn_kib"]))
+                out.append("memory, v%s: %6d idle connections: tandem RSS %d KiB (before %d KiB) = %.2f KiB per "
+                           "connection" % (r["protocol"], r["connections"], r["proxy_rss_kib"], r["baseline_rss_kib"],
+                                           r["rss_per_conn_kib"]))
             else:
                 out.append("memory: %s idle connections: FAILED: %s" % (r.get("connections"), r.get("failure")))
         elif r.get("scenario") == "alloc":
@@ -216,7 +217,8 @@ def budgets(rows, zdm_reason):
     big = [r for r in rows if r.get("workload") == "idle" and r.get("ok")]
     v = max((r["rss_per_conn_kib"] for r in big), default=None)
     verdict("memory per idle client connection", "<= 8 KiB", v, v is not None and v <= 8,
-            "(tandem RSS with N idle clients - RSS before) / N, N = 1000 and 10000; the larger is shown")
+            "(tandem RSS with N idle clients - RSS before) / N, N = 1000 and 10000, v4 and v5, a fresh tandem per "
+            "protocol; the largest is shown")
     alloc = [r for r in rows if r.get("scenario") == "alloc" and r.get("ok")]
     v = max((r["allocs_per_req"] for r in alloc), default=None)
     verdict("heap allocations per request, steady state", "0", v, v is not None and v < 0.001,
