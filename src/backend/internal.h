@@ -29,13 +29,25 @@ typedef struct tdm__frame_s {
 /* Called per frame; a negative return stops parsing and closes the connection with that code. */
 typedef int (*tdm__chan_frame_cb)(void *arg, const tdm__frame_t *f);
 
+/* A v5 envelope waiting for the flush: its header and a reference to its body. */
+typedef struct tdm__chan_env_s {
+  uint8_t hdr[TDM_ENVELOPE_HEADER]; /* header as built for this connection (stream id, version) */
+  tdm_slice_t *slice;               /* body storage (one reference), NULL when len == 0 */
+  size_t off;                       /* body offset in slice */
+  size_t len;                       /* body length */
+} tdm__chan_env_t;
+
 typedef struct tdm__chan_s {
   tdm_conn_t *conn;            /* the connection carrying the frames */
   uint8_t version;             /* protocol version of every frame written */
   bool segments;               /* v5 framing is active in both directions */
-  bool dirty;                  /* envelopes queued in ew, not yet handed to the connection */
+  bool lz4;                    /* v5 output is lz4-compressed (segments only) */
+  bool dirty;                  /* v5 envelopes wait in `pending` for tdm__chan_flush */
   tdm_envelope_reader_t er;    /* v5 input: segments -> envelopes */
-  tdm_envelope_writer_t ew;    /* v5 output: envelopes -> segments */
+  tdm_segment_lz4_t *z;        /* lz4 compressor state (allocated when lz4 segments start), may be NULL */
+  tdm__chan_env_t *pending;    /* v5 output in write order; storage kept between flushes */
+  uint32_t npending;           /* entries used in pending; > 0 exactly while dirty */
+  uint32_t pending_cap;        /* entries allocated at pending */
 } tdm__chan_t;
 
 void tdm__chan_init(tdm__chan_t *ch, tdm_conn_t *conn, uint8_t version);
@@ -45,13 +57,18 @@ void tdm__chan_start_segments(tdm__chan_t *ch, bool lz4);
 /* Parses data[0..len) (all unread bytes) into frames; returns the bytes consumed or a negative code.
  * Stops early when the callback closed the connection. */
 int tdm__chan_parse(tdm__chan_t *ch, const uint8_t *data, size_t len, tdm__chan_frame_cb cb, void *arg);
-/* Writes one frame: header (built here) + body slice reference (v3/v4, no copy) or an envelope copy
- * into the open segment (v5; the owner must call tdm__chan_flush before the loop blocks). */
+/* Writes one frame: header (built here) + body slice reference. v3/v4 frames go to the connection at
+ * once. v5 envelopes keep the reference until tdm__chan_flush (the owner must call it before the loop
+ * blocks): uncompressed, the body is never copied; lz4 compresses it into a pooled slice (the one
+ * forced copy). */
 TDM_MUSTCHECK int tdm__chan_write(tdm__chan_t *ch, const tdm_frame_header_t *h, tdm_slice_t *body, size_t off,
                                   size_t len);
-/* Writes one internal message whose body is body[0..len) (copied). */
+/* Writes one internal message whose body is body[0..len) (copied into a slice, or inline when empty). */
 TDM_MUSTCHECK int tdm__chan_send(tdm__chan_t *ch, int16_t stream, uint8_t opcode, const uint8_t *body, size_t len);
-/* Hands the queued v5 segments to the connection (no-op when not dirty). */
+/* v5: queues the waiting envelopes on the connection as segments. Uncompressed, by reference
+ * (tdm_envelope_emit: shared self-contained segments, headers and CRC32 inline); lz4, compressed
+ * (tdm_envelope_emit_lz4) into slices from the smallest pool that holds them (the connection's slice
+ * or read pool, then `pool`, which may be NULL; malloc only past them). No-op when not dirty. */
 TDM_MUSTCHECK int tdm__chan_flush(tdm__chan_t *ch, tdm_buf_pool_t *pool);
 /* A reference to a frame's body: shared from the read buffer when borrowed, else copied. *off gets the
  * body's offset in the slice. NULL when out of memory. */

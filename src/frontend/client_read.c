@@ -333,5 +333,7 @@ int tdm__client_on_data(tdm_conn_t *conn, const uint8_t *data, size_t len)
     frames++;
   }
   c->view.pw->stats.bytes_client_in += pos;
+  /* an idle v5+lz4 client holds no decompression buffer: it goes back to the worker's spare slot */
+  if (c->framed) tdm_envelope_reader_trim(&c->reader);
   return (int)pos;
 }

@@ -1,10 +1,13 @@
 /* Client output: response headers in the connection's version (v2's 8 bytes, 9 otherwise), optional
  * body compression for v3/v4 clients, and v5 framing. A v5 response is not written at once: its
  * envelope (header copy + body reference) waits in the client's list until the worker's seal pass
- * (uv_idle, so it runs before the loop next blocks), which packs every waiting envelope into as few
- * self-contained segments as fit, splits an envelope over 131071 bytes across non-self-contained
- * ones, and queues the segments on the socket. Invariant: a framed client is on fe->sealing exactly
- * while it has waiting envelopes (nout > 0). */
+ * (uv_idle, so it runs before the loop next blocks), which queues the waiting envelopes as segments.
+ * Uncompressed, tdm_envelope_emit packs them into shared self-contained segments whose bodies go by
+ * reference, headers and CRC32 inline (small bodies are copied into a shared block: see emit_put); lz4,
+ * tdm_envelope_emit_lz4 compresses them into pooled slices (small envelopes gathered per segment,
+ * large ones straight from their bodies). An envelope over 131071 bytes spans non-self-contained
+ * segments. Invariant: a framed client is on fe->sealing exactly while it has waiting envelopes
+ * (nout > 0). */
 #include <tandem/obs/log.h>
 #include <tandem/proto/compress.h>
 #include <tandem/proto/response.h>
@@ -149,47 +152,94 @@ void tdm__client_start_framing(tdm_client_t *c)
   tdm_conf_t *conf = c->view.pw->conf;
   c->reader.max_frame_bytes = conf && conf->max_frame_bytes > 0 ? (uint32_t)conf->max_frame_bytes : 0;
   c->reader.lz4 = c->view.compression == TDM_COMPRESSION_LZ4;
+  c->reader.spare = &c->fe->lz4_spare;
   tdm_log_debug(c->conn.tag, "v5 framing starts (%s)", c->reader.lz4 ? "lz4" : "uncompressed");
 }
 
 /* ---- the seal pass ---- */
 
-/* Copies bytes [from, from+n) of envelope e (its 9-byte header, then its body) to dst. */
-static void copy_envelope(uint8_t *dst, const tdm__env_out_t *e, size_t from, size_t n)
+/* Response bodies of at most this many bytes are copied, with the inline bytes around them, into a
+ * shared pooled block (the connection's 2 KiB slices) that goes out as one write-queue entry: RESULT
+ * Void, short errors and small Rows cost a memcpy instead of an entry and two iovecs each. Larger
+ * bodies go by reference, never copied. Measured: docs/internals/frontend.md "v5 output". */
+#define TDM__CLIENT_PACK_BODY_MAX 256
+_Static_assert(TDM_ENVELOPE_PIECE_INLINE + TDM__CLIENT_PACK_BODY_MAX + sizeof(tdm_slice_t) <= TDM_CONN_SLICE_BLOCK,
+               "a small piece must fit an empty pack");
+
+/* One uncompressed seal: pieces from tdm_envelope_emit; small ones copied into `pack` until a body
+ * goes by reference or the block is full. Invariant: pack_len <= the slice pool's block capacity. */
+typedef struct tdm__seal_s {
+  tdm_client_t *c;   /* the client being sealed */
+  tdm_slice_t *pack; /* small pieces copied together, NULL while none is open */
+  size_t pack_len;   /* bytes used in pack */
+  tdm_slice_t *s;    /* lz4: the buffer handed out last, until its segment is queued */
+} tdm__seal_t;
+
+static void emit_get(void *arg, size_t i, const uint8_t **hdr, const uint8_t **body, size_t *len)
 {
-  if (from < TDM_ENVELOPE_HEADER) {
-    size_t k = TDM_MIN(n, TDM_ENVELOPE_HEADER - from);
-    memcpy(dst, e->hdr + from, k);
-    dst += k;
-    from += k;
-    n -= k;
-  }
-  if (n) memcpy(dst, e->slice->data + e->off + (from - TDM_ENVELOPE_HEADER), n);
+  const tdm__env_out_t *e = &((tdm__seal_t *)arg)->c->out[i];
+  *hdr = e->hdr;
+  *body = e->len ? e->slice->data + e->off : NULL;
+  *len = e->len;
 }
 
-/* Builds one segment from `payload` bytes gathered by fill() and queues it on the socket. */
-static int emit(tdm_client_t *c, const tdm__env_out_t *e, size_t count, size_t from, size_t payload,
-                bool self_contained)
+/* Queues the pack (if any) as one entry. */
+static int pack_flush(tdm__seal_t *s)
 {
-  bool lz4 = c->reader.lz4;
-  size_t hsize = lz4 ? TDM_SEGMENT_HEADER_LZ4 : TDM_SEGMENT_HEADER_PLAIN;
-  size_t room = lz4 ? TDM_SEGMENT_SEAL_LZ4_ROOM(payload) : hsize + payload + TDM_SEGMENT_CRC_BYTES;
-  tdm_slice_t *s = tdm_slice_new(&c->conn.ctx->slice_pool, room);
-  if (!s) return TDM_ENOMEM;
-  uint8_t *p = s->data + hsize;
-  if (self_contained) {
-    for (size_t i = 0; i < count; i++) {
-      copy_envelope(p, &e[i], 0, TDM_ENVELOPE_HEADER + e[i].len);
-      p += TDM_ENVELOPE_HEADER + e[i].len;
-    }
-  } else {
-    copy_envelope(p, e, from, payload);
+  if (!s->pack) return 0;
+  int rc = tdm_conn_write(&s->c->conn, NULL, 0, s->pack, 0, s->pack_len);
+  if (rc == 0) s->c->view.pw->stats.bytes_client_out += s->pack_len;
+  tdm_slice_unref(s->pack);
+  s->pack = NULL;
+  s->pack_len = 0;
+  return rc;
+}
+
+static int emit_put(void *arg, const uint8_t *inl, size_t inl_len, size_t i, size_t off, size_t len)
+{
+  tdm__seal_t *s = arg;
+  const tdm__env_out_t *e = &s->c->out[i];
+  tdm_buf_pool_t *pool = &s->c->conn.ctx->slice_pool;
+  int rc;
+  if (len > TDM__CLIENT_PACK_BODY_MAX) {
+    /* by reference; the inline bytes before it travel in its own entry */
+    if ((rc = pack_flush(s))) return rc;
+    rc = tdm_conn_write(&s->c->conn, inl, inl_len, e->slice, e->off + off, len);
+    if (rc == 0) s->c->view.pw->stats.bytes_client_out += inl_len + len;
+    return rc;
   }
-  size_t size = lz4 ? tdm_segment_seal_lz4(s->data, payload, self_contained)
-                    : tdm_segment_seal_plain(s->data, payload, self_contained);
-  int rc = tdm_conn_write(&c->conn, NULL, 0, s, 0, size);
-  if (rc == 0) c->view.pw->stats.bytes_client_out += size;
-  tdm_slice_unref(s);
+  size_t cap = TDM_CONN_SLICE_BLOCK - sizeof(tdm_slice_t); /* one block of the pool */
+  if (s->pack && s->pack_len + inl_len + len > cap && (rc = pack_flush(s))) return rc;
+  if (!s->pack && !(s->pack = tdm_slice_new(pool, cap))) return TDM_ENOMEM;
+  memcpy(s->pack->data + s->pack_len, inl, inl_len);
+  if (len) memcpy(s->pack->data + s->pack_len + inl_len, e->slice->data + e->off + off, len);
+  s->pack_len += inl_len + len;
+  return 0;
+}
+
+/* lz4 buffers: a slice from the smallest pool whose blocks hold n bytes (the connection's small
+ * slices, its read blocks, the worker's buffer blocks; malloc'd only past all of them). */
+static uint8_t *emit_buf(void *arg, size_t n)
+{
+  tdm__seal_t *s = arg;
+  tdm_conn_ctx_t *ctx = s->c->conn.ctx;
+  TDM_ASSERT(s->s == NULL);
+  if (n <= tdm_slice_pool_capacity(&ctx->slice_pool))
+    s->s = tdm_slice_new(&ctx->slice_pool, n);
+  else if (n <= tdm_slice_pool_capacity(&ctx->read_pool))
+    s->s = tdm_slice_new(&ctx->read_pool, n);
+  else
+    s->s = tdm_slice_new(&s->c->view.pw->buf_pool, n);
+  return s->s ? s->s->data : NULL;
+}
+
+static int emit_seg(void *arg, size_t start, size_t size)
+{
+  tdm__seal_t *s = arg;
+  int rc = tdm_conn_write(&s->c->conn, NULL, 0, s->s, start, size);
+  if (rc == 0) s->c->view.pw->stats.bytes_client_out += size;
+  tdm_slice_unref(s->s);
+  s->s = NULL;
   return rc;
 }
 
@@ -197,21 +247,16 @@ void tdm__client_seal(tdm_client_t *c)
 {
   tdm_list_remove(&c->seal_link);
   int rc = 0;
-  size_t i = 0;
-  while (i < c->nout && rc == 0 && tdm__client_alive(c)) {
-    size_t size = TDM_ENVELOPE_HEADER + c->out[i].len;
-    if (size > TDM_SEGMENT_MAX_PAYLOAD) {
-      /* alone, across consecutive non-self-contained segments */
-      for (size_t from = 0; from < size && rc == 0; from += TDM_SEGMENT_MAX_PAYLOAD)
-        rc = emit(c, &c->out[i], 1, from, TDM_MIN(size - from, (size_t)TDM_SEGMENT_MAX_PAYLOAD), false);
-      i++;
-      continue;
+  if (c->nout && tdm__client_alive(c)) {
+    tdm__seal_t s = { .c = c };
+    if (c->reader.lz4) {
+      rc = tdm_envelope_emit_lz4(&c->fe->lz4, c->nout, emit_get, emit_buf, emit_seg, &s);
+      tdm_slice_unref(s.s); /* a buffer handed out when the run stopped on an error */
+    } else {
+      rc = tdm_envelope_emit(c->nout, emit_get, emit_put, &s);
+      if (rc == 0) rc = pack_flush(&s);
+      tdm_slice_unref(s.pack); /* still open when the run stopped on an error */
     }
-    size_t j = i, payload = 0;
-    while (j < c->nout && payload + TDM_ENVELOPE_HEADER + c->out[j].len <= TDM_SEGMENT_MAX_PAYLOAD)
-      payload += TDM_ENVELOPE_HEADER + c->out[j++].len;
-    rc = emit(c, &c->out[i], j - i, 0, payload, true);
-    i = j;
   }
   for (size_t k = 0; k < c->nout; k++) tdm_slice_unref(c->out[k].slice);
   c->nout = 0;

@@ -41,6 +41,7 @@ static void maybe_free(tdm_frontend_t *fe)
   if (fe->handles) return;
   tdm_auth_cache_free(&fe->auth);
   tdm__vstmts_free(fe);
+  free(fe->lz4_spare);
   free(fe);
 }
 

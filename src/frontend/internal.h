@@ -131,6 +131,9 @@ struct tdm_frontend_s {
   uv_idle_t idle;                 /* seal pass for v5 output (runs while sealing is non-empty) */
   bool idle_on;                   /* idle started */
   tdm_list_t sealing;             /* framed clients with envelopes waiting */
+  tdm_segment_lz4_t lz4;          /* compressor state of the seal pass's lz4 segments (zeroed = set up on use) */
+  uint8_t *lz4_spare;             /* idle lz4 decompression buffer shared by the clients' readers (trimmed
+                                     after each read callback, so a v5+lz4 client holds none while idle) */
   tdm_auth_cache_t auth;          /* verified identities */
   unsigned learned_refused[2];    /* versions a cluster refused during a handshake, per cluster */
   uint64_t learned_gen[2];        /* topology generation those refusals were learned under */
@@ -166,7 +169,7 @@ int tdm__client_send_bytes(tdm_client_t *c, int16_t stream, uint8_t opcode, cons
 int tdm__client_send_error(tdm_client_t *c, int16_t stream, uint32_t code, const char *fmt, ...) TDM_PRINTF(4, 5);
 /* Unframed bytes straight to the socket (the version refusal), after any sealed output. */
 int tdm__client_send_raw(tdm_client_t *c, const uint8_t *p, size_t n);
-/* Seal pass: packs every waiting envelope of c into segments and queues them. */
+/* Seal pass: turns every waiting envelope of c into segments and queues them (client_write.c). */
 void tdm__client_seal(tdm_client_t *c);
 void tdm__frontend_seal_all(tdm_frontend_t *fe);
 /* fe->idle's callback (frontend.c): the seal pass, then the idle stops. */

@@ -1,5 +1,6 @@
 /* v5 envelope layer between segments and CQL messages: the reader turns segment bytes into whole
- * envelopes (in place when it can, reassembling split ones), the writer packs envelopes into segments.
+ * envelopes (in place when it can, reassembling split ones), the writer packs envelopes into segments,
+ * and the emitters lay envelopes out for the proxy: bodies by reference, or lz4 with one copy.
  * Invariants: see the flow below; the writer never leaves a half-written segment in buf[0..len). */
 #include <tandem/proto/envelope.h>
 
@@ -178,6 +179,10 @@ int tdm_envelope_read(tdm_envelope_reader_t *r, const uint8_t *in, size_t len, s
 
     const uint8_t *plain = seg.payload;
     if (seg.compressed) {
+      if (!r->plain && r->spare && *r->spare) {
+        r->plain = *r->spare;
+        *r->spare = NULL;
+      }
       if (!r->plain && !(r->plain = malloc(TDM_SEGMENT_MAX_PAYLOAD))) return reader_fail(r, TDM_ENOMEM);
       rc = tdm_segment_payload(&seg, r->plain, TDM_SEGMENT_MAX_PAYLOAD);
       if (rc) return reader_fail(r, rc);
@@ -223,7 +228,10 @@ uint8_t *tdm_envelope_reader_steal(tdm_envelope_reader_t *r)
 void tdm_envelope_reader_trim(tdm_envelope_reader_t *r)
 {
   if (r->seg_active && !r->seg_borrowed) return; /* envelopes still come from plain */
-  free(r->plain);
+  if (r->plain && r->spare && !*r->spare)
+    *r->spare = r->plain;
+  else
+    free(r->plain);
   r->plain = NULL;
 }
 
@@ -231,12 +239,14 @@ void tdm_envelope_reader_free(tdm_envelope_reader_t *r)
 {
   uint32_t max = r->max_frame_bytes;
   bool lz4 = r->lz4, skip_crc = r->skip_crc;
-  free(r->plain);
+  uint8_t **spare = r->spare;
+  free(r->plain); /* never into the spare: the slot's owner may be gone by now */
   free(r->big);
   memset(r, 0, sizeof(*r));
   r->max_frame_bytes = max;
   r->lz4 = lz4;
   r->skip_crc = skip_crc;
+  r->spare = spare;
 }
 
 /* ---- writer ---- */
@@ -382,4 +392,152 @@ void tdm_envelope_writer_free(tdm_envelope_writer_t *w)
   free(w->buf);
   memset(w, 0, sizeof(*w));
   w->lz4 = lz4;
+}
+
+/* ---- the proxy's output: emitters ---- */
+
+size_t tdm_envelope_segments(size_t body_len)
+{
+  size_t total = TDM_ENVELOPE_HEADER + body_len;
+  return (total + TDM_SEGMENT_MAX_PAYLOAD - 1) / TDM_SEGMENT_MAX_PAYLOAD;
+}
+
+/* Payload bytes [k * MAX, ...) of header + body: *plen header bytes (segment 0 only), then the range. */
+static void cut_range(size_t body_len, size_t k, size_t *plen, size_t *off, size_t *len)
+{
+  size_t total = TDM_ENVELOPE_HEADER + body_len, from = k * TDM_SEGMENT_MAX_PAYLOAD;
+  TDM_ASSERT(from < total);
+  size_t n = TDM_MIN(total - from, (size_t)TDM_SEGMENT_MAX_PAYLOAD);
+  *plen = k == 0 ? TDM_ENVELOPE_HEADER : 0;
+  *off = k == 0 ? 0 : from - TDM_ENVELOPE_HEADER;
+  *len = n - *plen;
+}
+
+/* The header as sent: flag 0x01 means nothing in v5 and is written clear. */
+static void sent_header(const uint8_t header[TDM_ENVELOPE_HEADER], uint8_t out[TDM_ENVELOPE_HEADER])
+{
+  memcpy(out, header, TDM_ENVELOPE_HEADER);
+  out[1] &= (uint8_t)~TDM_FLAG_COMPRESSED;
+}
+
+int tdm_envelope_emit(size_t n, tdm_envelope_get_fn get, tdm_envelope_put_fn put, void *arg)
+{
+  uint8_t inl[TDM_ENVELOPE_PIECE_INLINE];
+  size_t il = 0; /* inline bytes waiting for the next piece: the trailer of the segment just closed */
+  const uint8_t *hdr, *body;
+  size_t len;
+  int rc;
+  size_t i = 0;
+  while (i < n) {
+    get(arg, i, &hdr, &body, &len);
+    if (TDM_ENVELOPE_HEADER + len > TDM_SEGMENT_MAX_PAYLOAD) {
+      /* alone, over consecutive non-self-contained segments */
+      size_t segs = tdm_envelope_segments(len);
+      for (size_t k = 0; k < segs; k++) {
+        size_t plen, off, blen;
+        cut_range(len, k, &plen, &off, &blen);
+        tdm_segment_plain_header(inl + il, plen + blen, false);
+        il += TDM_SEGMENT_HEADER_PLAIN;
+        uint32_t crc = TDM_SEGMENT_CRC32_INIT;
+        if (plen) {
+          sent_header(hdr, inl + il);
+          crc = tdm_crc32_cql_update(crc, inl + il, plen);
+          il += plen;
+        }
+        crc = tdm_crc32_cql_update(crc, body + off, blen);
+        if ((rc = put(arg, inl, il, i, off, blen))) return rc;
+        tdm_segment_put_crc32(inl, crc);
+        il = TDM_SEGMENT_CRC_BYTES;
+      }
+      i++;
+      continue;
+    }
+    /* envelopes i..j-1 share one self-contained segment, as many as fit */
+    size_t j = i + 1, payload = TDM_ENVELOPE_HEADER + len;
+    for (; j < n; j++) {
+      const uint8_t *h2, *b2;
+      size_t l2;
+      get(arg, j, &h2, &b2, &l2);
+      if (payload + TDM_ENVELOPE_HEADER + l2 > TDM_SEGMENT_MAX_PAYLOAD) break;
+      payload += TDM_ENVELOPE_HEADER + l2;
+    }
+    tdm_segment_plain_header(inl + il, payload, true);
+    il += TDM_SEGMENT_HEADER_PLAIN;
+    uint32_t crc = TDM_SEGMENT_CRC32_INIT;
+    for (; i < j; i++) {
+      get(arg, i, &hdr, &body, &len);
+      sent_header(hdr, inl + il);
+      crc = tdm_crc32_cql_update(crc, inl + il, TDM_ENVELOPE_HEADER);
+      il += TDM_ENVELOPE_HEADER;
+      crc = tdm_crc32_cql_update(crc, body, len);
+      if ((rc = put(arg, inl, il, i, 0, len))) return rc;
+      il = 0;
+    }
+    tdm_segment_put_crc32(inl, crc);
+    il = TDM_SEGMENT_CRC_BYTES;
+  }
+  return il ? put(arg, inl, il, 0, 0, 0) : 0;
+}
+
+size_t tdm_envelope_lz4_room(size_t body_len, size_t k)
+{
+  size_t plen, off, len;
+  cut_range(body_len, k, &plen, &off, &len);
+  return TDM_SEGMENT_LZ4_ROOM(plen + len);
+}
+
+size_t tdm_envelope_cut_lz4(tdm_segment_lz4_t *z, const uint8_t header[TDM_ENVELOPE_HEADER], const uint8_t *body,
+                            size_t body_len, size_t k, uint8_t *out, size_t *start)
+{
+  size_t plen, off, len;
+  cut_range(body_len, k, &plen, &off, &len);
+  bool self_contained = TDM_ENVELOPE_HEADER + body_len <= TDM_SEGMENT_MAX_PAYLOAD;
+  uint8_t hdr[TDM_ENVELOPE_HEADER];
+  sent_header(header, hdr); /* used in segment 0 only */
+  return tdm_segment_build_lz4(z, hdr, plen, len ? body + off : NULL, len, self_contained, out, start);
+}
+
+int tdm_envelope_emit_lz4(tdm_segment_lz4_t *z, size_t n, tdm_envelope_get_fn get, tdm_envelope_buf_fn buf,
+                          tdm_envelope_seg_fn seg, void *arg)
+{
+  const uint8_t *hdr, *body;
+  size_t len, start;
+  int rc;
+  size_t i = 0;
+  while (i < n) {
+    get(arg, i, &hdr, &body, &len);
+    if (TDM_ENVELOPE_HEADER + len > TDM_ENVELOPE_LZ4_GATHER_MAX) {
+      /* compressed straight from the body, alone (split over the segment size) */
+      for (size_t k = 0, segs = tdm_envelope_segments(len); k < segs; k++) {
+        uint8_t *out = buf(arg, tdm_envelope_lz4_room(len, k));
+        if (!out) return TDM_ENOMEM;
+        size_t size = tdm_envelope_cut_lz4(z, hdr, body, len, k, out, &start);
+        if ((rc = seg(arg, start, size))) return rc;
+      }
+      i++;
+      continue;
+    }
+    /* envelopes i..j-1, all small, gathered into one self-contained segment */
+    size_t j = i + 1, payload = TDM_ENVELOPE_HEADER + len;
+    for (; j < n; j++) {
+      const uint8_t *h2, *b2;
+      size_t l2;
+      get(arg, j, &h2, &b2, &l2);
+      size_t total = TDM_ENVELOPE_HEADER + l2;
+      if (total > TDM_ENVELOPE_LZ4_GATHER_MAX || payload + total > TDM_ENVELOPE_LZ4_RUN_MAX) break;
+      payload += total;
+    }
+    uint8_t *out = buf(arg, TDM_SEGMENT_LZ4_GATHER_ROOM(payload));
+    if (!out) return TDM_ENOMEM;
+    uint8_t *p = out + TDM_SEGMENT_HEADER_LZ4;
+    for (; i < j; i++) {
+      get(arg, i, &hdr, &body, &len);
+      sent_header(hdr, p);
+      if (len) memcpy(p + TDM_ENVELOPE_HEADER, body, len);
+      p += TDM_ENVELOPE_HEADER + len;
+    }
+    size_t size = tdm_segment_seal_lz4_gathered(z, out, payload, true, &start);
+    if ((rc = seg(arg, start, size))) return rc;
+  }
+  return 0;
 }

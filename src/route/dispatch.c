@@ -107,19 +107,20 @@ tdm_slice_t *tdm__route_slice_join(tdm_proxy_worker_t *pw, const uint8_t *prefix
 
 /* ---- body accounting (architecture.md §6; docs/internals/route.md "Body copies") ---- */
 
-/* A sync leg of req gets its body: one forwarded body, plus the copies the backend makes of it on a v5
- * connection (backend/channel.c: the envelope into the open segment, then the segment into a pooled
- * slice at the flush; only lz4 forces the first, to compress the envelope in one piece). Counted at the
- * hand-over because the backend keeps no worker counters. */
+/* A sync leg of req gets its body: one forwarded body, plus the copy the backend makes of it on an lz4
+ * v5 connection (backend/channel.c compresses the envelope into a pooled slice: forced; uncompressed
+ * v5 segments reference the body, no copy). Counted at the hand-over because the backend keeps no
+ * worker counters. */
 static void count_handover(const tdm_route_req_t *req, int cluster)
 {
   tdm_proxy_stats_t *st = &tdm__route_pw(req)->stats;
   bool t = cluster == TDM_CONF_TARGET;
   (*(t ? &st->request_bodies_forwarded_target : &st->request_bodies_forwarded_origin))++;
   if (!tdm_proto_has_segments(req->version)) return;
-  (*(t ? &st->request_body_copies_target : &st->request_body_copies_origin)) += 2;
-  if (tdm_client_view(req->client)->compression == TDM_COMPRESSION_LZ4)
+  if (tdm_client_view(req->client)->compression == TDM_COMPRESSION_LZ4) {
+    (*(t ? &st->request_body_copies_target : &st->request_body_copies_origin))++;
     (*(t ? &st->request_body_copies_forced_target : &st->request_body_copies_forced_origin))++;
+  }
 }
 
 /* ---- intake ---- */

@@ -365,9 +365,9 @@ void tdm__route_reprepared(tdm_route_req_t *req, tdm__route_leg_t *rl)
   /* The one retry, on the node that was re-prepared, while the other leg's response is held. */
   tdm_slice_unref(rl->resp);
   rl->resp = NULL;
-  /* the body goes out again; on v5 the backend packs it into a segment again (see dispatch.c) */
-  bool v5 = tdm_proto_has_segments(req->version);
-  count_body(req, rl->cluster, 1, v5 ? 2 : 0, v5 && tdm_client_view(req->client)->compression == TDM_COMPRESSION_LZ4);
+  /* the body goes out again; on lz4 v5 the backend compresses it again (see dispatch.c) */
+  bool lz4 = tdm_proto_has_segments(req->version) && tdm_client_view(req->client)->compression == TDM_COMPRESSION_LZ4;
+  count_body(req, rl->cluster, 1, lz4, lz4);
   if (tdm__route_leg_send(req, rl, req->opcode, rl->rp_node) < 0) tdm__route_leg_synth(rl, TDM__SYNTH_UNPREPARED);
 }
 

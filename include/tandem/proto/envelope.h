@@ -1,7 +1,9 @@
 /* Protocol v5 envelopes (9-byte CQL header + body) over segments. The reader turns socket bytes into
  * whole envelopes: self-contained segments carry one or more of them, an envelope over one segment spans
  * consecutive non-self-contained segments and is reassembled. The writer packs queued envelopes into
- * self-contained segments, splits large ones, and optionally compresses with lz4. */
+ * self-contained segments, splits large ones, and optionally compresses with lz4 (it copies every byte:
+ * the mock, the test client and tdm-bench use it). The emitters at the end are the proxy's output:
+ * they segment envelopes without copying a body (uncompressed) or with one copy (lz4). */
 #ifndef TANDEM_PROTO_ENVELOPE_H
 #define TANDEM_PROTO_ENVELOPE_H
 
@@ -54,6 +56,8 @@ typedef struct tdm_envelope_reader_s {
   size_t seg_pos;           /* offset of the next envelope in the payload; <= seg_len */
   size_t seg_len;           /* payload bytes (after decompression) */
   uint8_t *plain;           /* decompressed payload, TDM_SEGMENT_MAX_PAYLOAD bytes, allocated on first need */
+  uint8_t **spare;          /* config, optional: a slot shared by the owner's readers (one thread) holding an
+                               idle decompression buffer: taken instead of malloc, refilled by trim */
   uint8_t head[TDM_ENVELOPE_HEADER]; /* split envelope header while it is still incomplete */
   size_t head_len;          /* bytes in head; > 0 means a split envelope is under way */
   uint8_t *big;             /* reassembly buffer, allocated once the header passed the limit check */
@@ -73,7 +77,9 @@ TDM_MUSTCHECK int tdm_envelope_read(tdm_envelope_reader_t *r, const uint8_t *in,
 uint8_t *tdm_envelope_reader_steal(tdm_envelope_reader_t *r);
 
 /* Releases the lz4 decompression buffer when no decompressed envelope is pending (an idle connection
- * then holds no reader memory); the next lz4 segment allocates it again. */
+ * then holds no reader memory): into the spare slot when one is configured and empty, else free(); the
+ * next lz4 segment takes the spare or allocates again. Readers sharing a slot never need it at once as
+ * long as each is trimmed before another reads (one loop thread, trim after each read callback). */
 void tdm_envelope_reader_trim(tdm_envelope_reader_t *r);
 
 /* Frees the reader's buffers and resets its decoding state; the configuration fields are kept. */
@@ -110,5 +116,59 @@ TDM_MUSTCHECK int tdm_envelope_writer_flush(tdm_envelope_writer_t *w);
 TDM_MUSTCHECK int tdm_envelope_writer_take(tdm_envelope_writer_t *w, uint8_t **out, size_t *len);
 /* Frees the buffers and drops anything queued; the writer is empty again (lz4 kept). */
 void tdm_envelope_writer_free(tdm_envelope_writer_t *w);
+
+/* Zero-copy output (the proxy's hot path): envelopes given as a 9-byte header and a body left where it
+ * is. Uncompressed, tdm_envelope_emit lays a run of them out as segments whose bodies are queued by
+ * reference: consecutive envelopes share self-contained segments up to TDM_SEGMENT_MAX_PAYLOAD bytes
+ * (the bytes on the wire are exactly those tdm_envelope_writer would produce), and an envelope over
+ * that spans tdm_envelope_segments() non-self-contained segments, each full but the last, its header
+ * in the first. Segment headers, envelope headers and CRC32 trailers (computed over the pieces)
+ * travel inline; a trailer rides with the next segment's header. lz4 builds segments into buffers
+ * the caller provides (tdm_envelope_emit_lz4, below). Flag 0x01 is cleared in the headers sent, as
+ * the writer does. */
+
+/* Inline bytes of one piece at most: a trailer, a segment header and an envelope header. */
+#define TDM_ENVELOPE_PIECE_INLINE (TDM_SEGMENT_CRC_BYTES + TDM_SEGMENT_HEADER_PLAIN + TDM_ENVELOPE_HEADER)
+
+/* Envelope i of the caller's run: its 9-byte header, its body (NULL when len is 0) and body length. */
+typedef void (*tdm_envelope_get_fn)(void *arg, size_t i, const uint8_t **hdr, const uint8_t **body, size_t *len);
+/* One piece, in wire order: inl[0..inl_len) (<= TDM_ENVELOPE_PIECE_INLINE, valid during the call: copy
+ * it), then bytes [off, off + len) of envelope i's body, by reference (nothing when len is 0; i is then
+ * meaningless). Returns 0, or an error that stops the run. */
+typedef int (*tdm_envelope_put_fn)(void *arg, const uint8_t *inl, size_t inl_len, size_t i, size_t off, size_t len);
+
+/* Emits envelopes 0..n-1 uncompressed, as described above; the last piece carries the last trailer.
+ * Returns 0 or put's first error (the output is then cut short: the connection must close). */
+TDM_MUSTCHECK int tdm_envelope_emit(size_t n, tdm_envelope_get_fn get, tdm_envelope_put_fn put, void *arg);
+
+/* lz4 output of a run. Small envelopes (header + body <= TDM_ENVELOPE_LZ4_GATHER_MAX) are gathered,
+ * consecutive ones together up to TDM_ENVELOPE_LZ4_RUN_MAX bytes, into the segment's own buffer and
+ * compressed once per segment (tdm_segment_seal_lz4_gathered): lz4 finds little in one small envelope
+ * but much across several (same statement, similar values), and each call has a fixed cost. Larger
+ * envelopes are compressed straight from their bodies, one segment each (tdm_envelope_cut_lz4). Either
+ * way every body is copied once, into the segment's buffer (the forced copy of compression). A run's
+ * buffer (TDM_SEGMENT_LZ4_GATHER_ROOM(8000) = 16020 bytes) fits a 16 KiB pool block. */
+#define TDM_ENVELOPE_LZ4_GATHER_MAX 2048u
+#define TDM_ENVELOPE_LZ4_RUN_MAX 8000u
+/* A buffer of at least n bytes for the next segment (the caller remembers which, to queue it), or NULL
+ * when out of memory. */
+typedef uint8_t *(*tdm_envelope_buf_fn)(void *arg, size_t n);
+/* The segment is ready in the buffer last handed out, at [start, start + size): queue it. 0 or an error
+ * that stops the run. */
+typedef int (*tdm_envelope_seg_fn)(void *arg, size_t start, size_t size);
+/* Emits envelopes 0..n-1 as lz4 segments, as described above. 0, TDM_ENOMEM, or seg's first error
+ * (the output is then cut short: the connection must close). z as for tdm_segment_build_lz4. */
+TDM_MUSTCHECK int tdm_envelope_emit_lz4(tdm_segment_lz4_t *z, size_t n, tdm_envelope_get_fn get,
+                                        tdm_envelope_buf_fn buf, tdm_envelope_seg_fn seg, void *arg);
+
+/* Segments an envelope with a body of body_len bytes takes on its own (>= 1). */
+size_t tdm_envelope_segments(size_t body_len);
+/* Bytes of the buffer segment k (< tdm_envelope_segments) of that envelope needs compressed: its
+ * stored size, TDM_SEGMENT_LZ4_ROOM of its payload. */
+size_t tdm_envelope_lz4_room(size_t body_len, size_t k);
+/* Segment k of one envelope built with lz4 into out (tdm_envelope_lz4_room bytes); the segment is
+ * out[*start, +size). Returns its size. z as for tdm_segment_build_lz4. */
+size_t tdm_envelope_cut_lz4(tdm_segment_lz4_t *z, const uint8_t header[TDM_ENVELOPE_HEADER], const uint8_t *body,
+                            size_t body_len, size_t k, uint8_t *out, size_t *start);
 
 #endif

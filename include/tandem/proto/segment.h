@@ -18,6 +18,19 @@
 uint32_t tdm_crc24(const uint8_t *p, size_t len);
 uint32_t tdm_crc32_cql(const uint8_t *p, size_t len);
 
+/* The payload CRC32 computed over pieces that are not contiguous (zero-copy output):
+ *   crc = TDM_SEGMENT_CRC32_INIT; crc = tdm_crc32_cql_update(crc, piece, n) for each piece in order;
+ * crc is then tdm_crc32_cql(whole payload). There is no final step: each update returns a finished
+ * CRC that the next one continues. TDM_SEGMENT_CRC32_INIT is the CRC of the prime FA 2D 55 CA. */
+#define TDM_SEGMENT_CRC32_INIT 0x44777ed3u
+uint32_t tdm_crc32_cql_update(uint32_t crc, const uint8_t *p, size_t n);
+/* Writes crc as the 4-byte little-endian segment trailer. */
+void tdm_segment_put_crc32(uint8_t out[TDM_SEGMENT_CRC_BYTES], uint32_t crc);
+
+/* The 6-byte header of an uncompressed segment (3-byte length/flag + CRC24) carrying payload_len
+ * (<= TDM_SEGMENT_MAX_PAYLOAD) bytes, for a payload written elsewhere (by reference). */
+void tdm_segment_plain_header(uint8_t out[TDM_SEGMENT_HEADER_PLAIN], size_t payload_len, bool self_contained);
+
 typedef struct tdm_segment_s {
   const uint8_t *payload;   /* payload bytes as on the wire (compressed for lz4 unless stored), points into input */
   size_t payload_len;       /* bytes at payload */
@@ -53,5 +66,36 @@ size_t tdm_segment_seal_plain(uint8_t *seg, size_t payload_len, bool self_contai
  * Returns the segment size. */
 #define TDM_SEGMENT_SEAL_LZ4_ROOM(n) (TDM_SEGMENT_HEADER_LZ4 + 2 * (size_t)(n) + TDM_SEGMENT_CRC_BYTES)
 size_t tdm_segment_seal_lz4(uint8_t *seg, size_t payload_len, bool self_contained);
+
+/* lz4 segments built straight from a payload in two pieces, prefix[0..plen) (plen <=
+ * TDM_SEGMENT_LZ4_PREFIX_MAX: an envelope header) and src[0..n), without gathering them first: src is
+ * compressed into out and the prefix joins the block's first literal run (a valid lz4 block of
+ * prefix + src; match offsets are relative, so they are unchanged). Stored, with both pieces copied,
+ * when compression would not shrink the payload. out must hold TDM_SEGMENT_LZ4_ROOM(plen + n) bytes
+ * (the stored size: nothing more is ever needed); the segment lands at out + *start (0 or 1), so the
+ * caller references [*start, *start + size) and nothing moves. z is a reusable compressor state (one
+ * per worker or connection: it saves lz4 a 16 KiB reset per call), or NULL for a one-off state.
+ * Returns the segment size. */
+#define TDM_SEGMENT_LZ4_PREFIX_MAX 16u
+#define TDM_SEGMENT_LZ4_ROOM(n) (TDM_SEGMENT_HEADER_LZ4 + (size_t)(n) + TDM_SEGMENT_CRC_BYTES)
+/* The compressor state: embeddable, and a zeroed one is valid (it is set up on first use). Its storage
+ * holds an LZ4_stream_t (segment.c checks the size against the lz4 it is built with). */
+#define TDM_SEGMENT_LZ4_STATE_WORDS 2052 /* 16416 bytes: lz4 1.9's LZ4_STREAM_MINSIZE */
+typedef struct tdm_segment_lz4_s {
+  bool ready;                                 /* state holds an initialised LZ4_stream_t */
+  uint64_t state[TDM_SEGMENT_LZ4_STATE_WORDS]; /* the LZ4_stream_t (8-byte aligned, as lz4 requires) */
+} tdm_segment_lz4_t;
+tdm_segment_lz4_t *tdm_segment_lz4_new(void); /* a heap one; NULL when out of memory */
+void tdm_segment_lz4_free(tdm_segment_lz4_t *z);
+size_t tdm_segment_build_lz4(tdm_segment_lz4_t *z, const uint8_t *prefix, size_t plen, const uint8_t *src, size_t n,
+                             bool self_contained, uint8_t *out, size_t *start);
+
+/* lz4 segment of a payload the caller gathered at out + TDM_SEGMENT_HEADER_LZ4 (payload_len bytes) in a
+ * buffer of TDM_SEGMENT_LZ4_GATHER_ROOM(payload_len) bytes: compressed into the room after it, or
+ * stored in place; nothing moves (a compressed segment starts right after the plain payload, a stored
+ * one at 0). *start gets the segment's offset in out; returns its size. z as above. */
+#define TDM_SEGMENT_LZ4_GATHER_ROOM(n) (2 * TDM_SEGMENT_HEADER_LZ4 + 2 * (size_t)(n) + TDM_SEGMENT_CRC_BYTES)
+size_t tdm_segment_seal_lz4_gathered(tdm_segment_lz4_t *z, uint8_t *out, size_t payload_len, bool self_contained,
+                                     size_t *start);
 
 #endif

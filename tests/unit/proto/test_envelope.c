@@ -380,6 +380,38 @@ static void test_lz4_envelopes_owned(void **state)
   free(wire);
 }
 
+/* Two readers sharing a spare slot: the idle buffer moves between them instead of malloc/free, and a
+ * reader with a decompressed envelope still pending keeps its own. */
+static void test_lz4_spare_slot_shared(void **state)
+{
+  size_t bodies[] = { 300, 300 }, n;
+  uint8_t *wire = write_all(true, bodies, 2, 0, &n);
+  uint8_t *spare = NULL;
+  tdm_envelope_reader_t a = { .lz4 = true, .spare = &spare }, b = { .lz4 = true, .spare = &spare };
+  tdm_envelope_t env;
+  size_t consumed;
+  assert_int_equal(tdm_envelope_read(&a, wire, n, &consumed, &env), 1);
+  uint8_t *buf = a.plain;
+  assert_non_null(buf);
+  tdm_envelope_reader_trim(&a); /* envelope 2 pending: a keeps its buffer, the slot stays empty */
+  assert_ptr_equal(a.plain, buf);
+  assert_null(spare);
+  assert_int_equal(tdm_envelope_read(&a, wire, n, &consumed, &env), 1);
+  assert_int_equal(tdm_envelope_read(&a, wire, n, &consumed, &env), 0);
+  tdm_envelope_reader_trim(&a); /* idle: into the slot */
+  assert_null(a.plain);
+  assert_ptr_equal(spare, buf);
+  assert_int_equal(tdm_envelope_read(&b, wire, n, &consumed, &env), 1); /* b takes it */
+  assert_ptr_equal(b.plain, buf);
+  assert_null(spare);
+  assert_true(body_ok(1, env.body, 300));
+  tdm_envelope_reader_free(&b); /* free never fills the slot */
+  assert_null(spare);
+  assert_ptr_equal(b.spare, &spare); /* configuration survives free */
+  tdm_envelope_reader_free(&a);
+  free(wire);
+}
+
 static void test_steal(void **state)
 {
   size_t bodies[] = { 200000, 3 }, n;
@@ -787,7 +819,7 @@ int main(void)
     cmocka_unit_test(test_writer_rejects_bad_input),
     cmocka_unit_test(test_flush_keeps_order),
     cmocka_unit_test(test_deferred_consumption_and_lifetimes),
-    cmocka_unit_test(test_lz4_envelopes_owned),
+    cmocka_unit_test(test_lz4_envelopes_owned), cmocka_unit_test(test_lz4_spare_slot_shared),
     cmocka_unit_test(test_steal),
     cmocka_unit_test(test_protocol_errors),
     cmocka_unit_test(test_too_large),
