@@ -40,6 +40,7 @@ ENV = {  # name: (default, meaning)
     "BENCH_PHASES": ("matrix,lowload,pipeline,alloc,tls,idle,real", "phases to run (subset, comma-separated)"),
 }
 MATRIX = [(4, "none"), (5, "lz4")]
+MAX_ONLY = [(5, "none")]  # closed loop only: plain v5 (its own output path: segments by reference)
 ALLOC_SHAPES = [(4, "none"), (5, "none"), (5, "lz4")]
 IDLE_PROTOCOLS = [4, 5]
 WORKLOADS = ["insert", "select", "mix"]
@@ -324,6 +325,10 @@ class Bench:
                               skip, t)
                 self.run_pair("mock", "rate", base + ["--inflight", 64, "--rate", env("BENCH_RATE")], oport, tp,
                               pids_d, pids_t, wl, proto, comp, skip, t)
+        for proto, comp in MAX_ONLY if phase("matrix") else []:
+            for wl in WORKLOADS:
+                self.run_pair("mock", "max", base + ["--inflight", infl], oport, tp, pids_d, pids_t, wl, proto, comp,
+                              skip, t)
         if phase("lowload"):
             self.lowload_phase(oport, tp, pids_d, pids_t, skip, t)
         pipe = ["--warmup", warm, "--duration", dur, "--connections", 4, "--inflight", 64, "--pipeline", 16,
