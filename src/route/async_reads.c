@@ -74,12 +74,7 @@ void tdm__route_async_maybe(tdm_route_req_t *sync)
   rw->async_live++;
   st->async_inflight++;
   st->async_reads_sent++;
-  /* body accounting, as for a sync leg (dispatch.c count_handover); a rewrite was counted where built */
-  st->request_bodies_forwarded_async++;
-  if (tdm_proto_has_segments(req->version) && tdm_client_view(req->client)->compression == TDM_COMPRESSION_LZ4) {
-    st->request_body_copies_async++;
-    st->request_body_copies_forced_async++;
-  }
+  tdm__route_count_handover(req, req->route.cluster); /* a rewrite was counted where built */
   tdm__route_timer_start(req);
   tdm__route_leave(req);
 }

@@ -12,15 +12,11 @@ void tdm__route_deadlines_insert(tdm__route_deadlines_t *dl, tdm__route_deadline
   tdm__route_deadlines_remove(dl, d);
   d->due = due;
   /* Walk back past the entries due strictly later: `at` ends on the last entry due at or before `due`
-   * (or on the head node itself), and d goes right after it. Bounded by the entries armed. */
+   * (or on the list head itself), and d goes right after it. Bounded by the entries armed. */
   tdm_list_t *h = &dl->armed;
-  if (h->next == NULL) tdm_list_init(h);
-  tdm_list_t *at = h->prev;
+  tdm_list_t *at = tdm_list_empty(h) ? h : h->prev;
   while (at != h && TDM_CONTAINER_OF(at, tdm__route_deadline_t, link)->due > due) at = at->prev;
-  d->link.prev = at;
-  d->link.next = at->next;
-  at->next->prev = &d->link;
-  at->next = &d->link;
+  tdm_list_insert_head(at, &d->link); /* links d right after `at` */
   dl->n++;
 }
 

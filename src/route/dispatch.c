@@ -107,20 +107,28 @@ tdm_slice_t *tdm__route_slice_join(tdm_proxy_worker_t *pw, const uint8_t *prefix
 
 /* ---- body accounting (architecture.md §6; docs/internals/route.md "Body copies") ---- */
 
-/* A sync leg of req gets its body: one forwarded body, plus the copy the backend makes of it on an lz4
- * v5 connection (backend/channel.c compresses the envelope into a pooled slice: forced; uncompressed
- * v5 segments reference the body, no copy). Counted at the hand-over because the backend keeps no
- * worker counters. */
-static void count_handover(const tdm_route_req_t *req, int cluster)
+void tdm__route_count_body(const tdm_route_req_t *req, int cluster, uint64_t forwarded, uint64_t copies,
+                           uint64_t forced)
 {
   tdm_proxy_stats_t *st = &tdm__route_pw(req)->stats;
-  bool t = cluster == TDM_CONF_TARGET;
-  (*(t ? &st->request_bodies_forwarded_target : &st->request_bodies_forwarded_origin))++;
-  if (!tdm_proto_has_segments(req->version)) return;
-  if (tdm_client_view(req->client)->compression == TDM_COMPRESSION_LZ4) {
-    (*(t ? &st->request_body_copies_target : &st->request_body_copies_origin))++;
-    (*(t ? &st->request_body_copies_forced_target : &st->request_body_copies_forced_origin))++;
-  }
+  int side = req->kind == TDM__REQ_ASYNC ? 2 : cluster;
+  uint64_t *f[3] = { &st->request_bodies_forwarded_origin, &st->request_bodies_forwarded_target,
+                     &st->request_bodies_forwarded_async };
+  uint64_t *c[3] = { &st->request_body_copies_origin, &st->request_body_copies_target, &st->request_body_copies_async };
+  uint64_t *x[3] = { &st->request_body_copies_forced_origin, &st->request_body_copies_forced_target,
+                     &st->request_body_copies_forced_async };
+  *f[side] += forwarded;
+  *c[side] += copies;
+  *x[side] += forced;
+}
+
+/* Counted at the hand-over because the backend keeps no worker counters. On an lz4 v5 connection
+ * backend/channel.c compresses the envelope into a pooled slice (forced); uncompressed v5 segments
+ * reference the body, no copy. */
+void tdm__route_count_handover(const tdm_route_req_t *req, int cluster)
+{
+  bool lz4 = tdm_proto_has_segments(req->version) && tdm_client_view(req->client)->compression == TDM_COMPRESSION_LZ4;
+  tdm__route_count_body(req, cluster, 1, lz4, lz4);
 }
 
 /* ---- intake ---- */
@@ -241,9 +249,8 @@ static int add_keyspace(intake_t *in, tdm_route_req_t *req, bool has_keyspace)
   req->body_len = n;
   req->flags &= (uint8_t)~TDM_FLAG_COMPRESSED;
   /* one copy on each leg that will carry it; not forced: v5 pools are not keyed by keyspace */
-  tdm_proxy_stats_t *st = &in->pw->stats;
-  if (req->route.dest == TDM_ROUTE_BOTH || req->route.cluster == TDM_CONF_ORIGIN) st->request_body_copies_origin++;
-  if (req->route.dest == TDM_ROUTE_BOTH || req->route.cluster == TDM_CONF_TARGET) st->request_body_copies_target++;
+  for (int c = 0; c < 2; c++)
+    if (req->route.dest == TDM_ROUTE_BOTH || req->route.cluster == c) tdm__route_count_body(req, c, 0, 1, 0);
   return 0;
 }
 
@@ -253,7 +260,7 @@ static void start_shared(tdm_route_req_t *req)
   for (int c = 0; c < 2; c++)
     if (req->route.dest == TDM_ROUTE_BOTH || req->route.cluster == c) {
       tdm__route_leg_set_body(&req->legs[c], req->body, req->body_off, req->body_len, req->flags);
-      count_handover(req, c);
+      tdm__route_count_handover(req, c);
     }
   tdm__route_req_start(req);
 }
@@ -274,7 +281,7 @@ static int start_prepared(intake_t *in, tdm_route_req_t *req)
     tdm_slice_unref(s);
   }
   for (int c = 0; c < 2; c++)
-    if (req->route.dest == TDM_ROUTE_BOTH || req->route.cluster == c) count_handover(req, c);
+    if (req->route.dest == TDM_ROUTE_BOTH || req->route.cluster == c) tdm__route_count_handover(req, c);
   tdm__route_req_start(req);
   return 0;
 }

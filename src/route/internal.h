@@ -193,6 +193,15 @@ bool tdm__route_any_active(const tdm_route_req_t *req);
  * not NULL (v3/v4/DSE_V1 pools are keyed by keyspace). */
 void tdm__route_session_key(const tdm_route_req_t *req, int cluster, const char *ks, tdm_session_key_t *out);
 
+/* ---- dispatch.c: body accounting (architecture.md §6; docs/internals/route.md "Body copies") ---- */
+/* For leg `cluster` of req, or its mirrored copy (async requests count on the async side): `forwarded`
+ * bodies handed to the backend, `copies` buffers built holding its body, `forced` of them by an id
+ * rewrite or by compression. */
+void tdm__route_count_body(const tdm_route_req_t *req, int cluster, uint64_t forwarded, uint64_t copies,
+                           uint64_t forced);
+/* One body handed to leg `cluster`'s backend, with the compression copy an lz4 v5 connection makes. */
+void tdm__route_count_handover(const tdm_route_req_t *req, int cluster);
+
 /* ---- deadlines.c (the worker timer; the list itself is in deadlines.h) ---- */
 /* Arms the request's deadline: now + proxy_request_timeout_ms of the request's epoch, on the worker's
  * deadline list; tdm__route_expire runs from the worker timer once it passes. Re-arms when armed. In

@@ -21,23 +21,6 @@ static int open_request(tdm_route_req_t *req, tdm__msg_t *m)
                              req->body_len, (size_t)req->conf->max_frame_bytes, m);
 }
 
-/* Body accounting (architecture.md §6; docs/internals/route.md "Body copies") for leg `cluster` of req,
- * or its mirrored copy: `copies` buffers built holding its body, `forced` of them by an id rewrite or by
- * compression, and `forwarded` bodies handed to the backend. */
-static void count_body(const tdm_route_req_t *req, int cluster, uint64_t forwarded, uint64_t copies, uint64_t forced)
-{
-  tdm_proxy_stats_t *st = &tdm__route_pw(req)->stats;
-  int side = req->kind == TDM__REQ_ASYNC ? 2 : cluster;
-  uint64_t *f[3] = { &st->request_bodies_forwarded_origin, &st->request_bodies_forwarded_target,
-                     &st->request_bodies_forwarded_async };
-  uint64_t *c[3] = { &st->request_body_copies_origin, &st->request_body_copies_target, &st->request_body_copies_async };
-  uint64_t *x[3] = { &st->request_body_copies_forced_origin, &st->request_body_copies_forced_target,
-                     &st->request_body_copies_forced_async };
-  *f[side] += forwarded;
-  *c[side] += copies;
-  *x[side] += forced;
-}
-
 /* The request's own body, shared. */
 static tdm_slice_t *share(tdm_route_req_t *req, size_t *off, size_t *len, uint8_t *flags)
 {
@@ -103,7 +86,7 @@ tdm_slice_t *tdm__route_exec_body(tdm_route_req_t *req, int cluster, size_t *off
   }
   *off = 0;
   *flags = (uint8_t)(req->flags & ~TDM_FLAG_COMPRESSED); /* a rewritten body goes uncompressed (§4.4) */
-  if (s) count_body(req, cluster, 0, 1, 1); /* forced: an id patch (the decompression above is a decode) */
+  if (s) tdm__route_count_body(req, cluster, 0, 1, 1); /* forced: an id patch (the decompression above is a decode) */
 out:
   tdm__route_msg_close(pw, &m);
   return s;
@@ -144,7 +127,7 @@ tdm_slice_t *tdm__route_batch_body(tdm_route_req_t *req, int cluster, size_t *of
     *off = 0;
     *len = m.msg_off + w.len;
     *flags = (uint8_t)(req->flags & ~TDM_FLAG_COMPRESSED);
-    count_body(req, cluster, 0, 1, 1); /* forced: child ids patched */
+    tdm__route_count_body(req, cluster, 0, 1, 1); /* forced: child ids patched */
   } else {
     tdm_slice_unref(s);
     s = NULL;
@@ -365,9 +348,7 @@ void tdm__route_reprepared(tdm_route_req_t *req, tdm__route_leg_t *rl)
   /* The one retry, on the node that was re-prepared, while the other leg's response is held. */
   tdm_slice_unref(rl->resp);
   rl->resp = NULL;
-  /* the body goes out again; on lz4 v5 the backend compresses it again (see dispatch.c) */
-  bool lz4 = tdm_proto_has_segments(req->version) && tdm_client_view(req->client)->compression == TDM_COMPRESSION_LZ4;
-  count_body(req, rl->cluster, 1, lz4, lz4);
+  tdm__route_count_handover(req, rl->cluster); /* the body goes out again */
   if (tdm__route_leg_send(req, rl, req->opcode, rl->rp_node) < 0) tdm__route_leg_synth(rl, TDM__SYNTH_UNPREPARED);
 }
 
