@@ -183,14 +183,8 @@ static int emit_put(void *arg, const uint8_t *inl, size_t inl_len, size_t i, siz
 static uint8_t *emit_buf(void *arg, size_t n)
 {
   tdm__chan_out_t *o = arg;
-  tdm_conn_ctx_t *ctx = o->ch->conn->ctx;
   TDM_ASSERT(o->s == NULL);
-  if (n <= tdm_slice_pool_capacity(&ctx->slice_pool))
-    o->s = tdm_slice_new(&ctx->slice_pool, n);
-  else if (n <= tdm_slice_pool_capacity(&ctx->read_pool))
-    o->s = tdm_slice_new(&ctx->read_pool, n);
-  else
-    o->s = tdm_slice_new(o->pool, n);
+  o->s = tdm_conn_ctx_slice(o->ch->conn->ctx, o->pool, n);
   return o->s ? o->s->data : NULL;
 }
 

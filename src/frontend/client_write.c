@@ -222,14 +222,8 @@ static int emit_put(void *arg, const uint8_t *inl, size_t inl_len, size_t i, siz
 static uint8_t *emit_buf(void *arg, size_t n)
 {
   tdm__seal_t *s = arg;
-  tdm_conn_ctx_t *ctx = s->c->conn.ctx;
   TDM_ASSERT(s->s == NULL);
-  if (n <= tdm_slice_pool_capacity(&ctx->slice_pool))
-    s->s = tdm_slice_new(&ctx->slice_pool, n);
-  else if (n <= tdm_slice_pool_capacity(&ctx->read_pool))
-    s->s = tdm_slice_new(&ctx->read_pool, n);
-  else
-    s->s = tdm_slice_new(&s->c->view.pw->buf_pool, n);
+  s->s = tdm_conn_ctx_slice(s->c->conn.ctx, &s->c->view.pw->buf_pool, n);
   return s->s ? s->s->data : NULL;
 }
 

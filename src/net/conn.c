@@ -76,6 +76,13 @@ int tdm_conn_ctx_init(tdm_conn_ctx_t *ctx, uv_loop_t *loop)
   return 0;
 }
 
+tdm_slice_t *tdm_conn_ctx_slice(tdm_conn_ctx_t *ctx, tdm_buf_pool_t *fallback, size_t n)
+{
+  if (n <= tdm_slice_pool_capacity(&ctx->slice_pool)) return tdm_slice_new(&ctx->slice_pool, n);
+  if (n <= tdm_slice_pool_capacity(&ctx->read_pool)) return tdm_slice_new(&ctx->read_pool, n);
+  return tdm_slice_new(fallback, n);
+}
+
 static void ctx_handle_closed(uv_handle_t *h)
 {
   tdm_conn_ctx_t *ctx = h->data;

@@ -125,6 +125,11 @@ int tdm_conn_ctx_init(tdm_conn_ctx_t *ctx, uv_loop_t *loop);
  * first: connections still alive afterwards can neither flush nor redeliver. */
 void tdm_conn_ctx_close(tdm_conn_ctx_t *ctx, void (*cb)(tdm_conn_ctx_t *ctx));
 
+/* A slice of n bytes from the smallest of the context's pools whose blocks hold it (small slices, then
+ * read blocks), else from `fallback` (NULL or a pool whose blocks are too small: malloc'd). NULL when
+ * out of memory. */
+tdm_slice_t *tdm_conn_ctx_slice(tdm_conn_ctx_t *ctx, tdm_buf_pool_t *fallback, size_t n);
+
 /* ---- lifecycle ---- */
 
 /* Initialises c (any prior contents are overwritten) with the TCP transport and the ctx defaults.
